@@ -1,0 +1,186 @@
+/*
+ * Counted strings and number parsing.  The parsers are strict: a value with
+ * trailing garbage, no digits or an overflow is -1, so hostile config or
+ * protocol input never reaches undefined behaviour.
+ */
+
+#include "fa_core.h"
+
+int
+fa_str_equal(const fa_str_t *a, const fa_str_t *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+int
+fa_str_casecmp(const fa_str_t *a, const char *s)
+{
+    size_t  n = strlen(s);
+
+    if (a->len != n) {
+        return a->len < n ? -1 : 1;
+    }
+    return strncasecmp((const char *) a->data, s, n);
+}
+
+u_char *
+fa_pstrdup(fa_pool_t *pool, const fa_str_t *src)
+{
+    u_char  *p;
+
+    p = fa_pnalloc(pool, src->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    if (src->len) {
+        memcpy(p, src->data, src->len);
+    }
+    p[src->len] = '\0';
+    return p;
+}
+
+char *
+fa_pstrcat(fa_pool_t *pool, const char *a, const char *b)
+{
+    size_t  la = strlen(a), lb = strlen(b);
+    char   *p;
+
+    p = fa_pnalloc(pool, la + lb + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, a, la);
+    memcpy(p + la, b, lb + 1);
+    return p;
+}
+
+int64_t
+fa_atoi(const u_char *p, size_t n)
+{
+    int64_t  value = 0;
+
+    if (n == 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        if (value > (INT64_MAX - (p[i] - '0')) / 10) {
+            return -1;
+        }
+        value = value * 10 + (p[i] - '0');
+    }
+    return value;
+}
+
+/* split "10k" into digits and a one-letter unit; unit 0 when absent */
+static int64_t
+fa_parse_unit(const fa_str_t *s, u_char *unit, size_t max_unit_len, size_t *unit_len)
+{
+    size_t  n = s->len;
+
+    *unit_len = 0;
+    while (n > 0 && *unit_len < max_unit_len
+           && ((s->data[n - 1] | 0x20) >= 'a' && (s->data[n - 1] | 0x20) <= 'z'))
+    {
+        n--;
+        (*unit_len)++;
+    }
+    fa_strlow(unit, s->data + n, *unit_len);
+    return fa_atoi(s->data, n);
+}
+
+static int64_t
+fa_scale(int64_t v, int64_t mult)
+{
+    if (v < 0 || v > INT64_MAX / mult) {
+        return -1;
+    }
+    return v * mult;
+}
+
+int64_t
+fa_parse_size(const fa_str_t *s)
+{
+    u_char   unit[2];
+    size_t   ulen;
+    int64_t  v;
+
+    v = fa_parse_unit(s, unit, 1, &ulen);
+    if (ulen == 0) {
+        return v;
+    }
+    switch (unit[0]) {
+    case 'k': return fa_scale(v, 1024);
+    case 'm': return fa_scale(v, 1024 * 1024);
+    case 'g': return fa_scale(v, 1024 * 1024 * 1024);
+    default:  return -1;
+    }
+}
+
+fa_msec_t
+fa_parse_time(const fa_str_t *s, int seconds)
+{
+    u_char   unit[2];
+    size_t   ulen;
+    int64_t  v, ms;
+
+    v = fa_parse_unit(s, unit, 2, &ulen);
+    if (v < 0) {
+        return -1;
+    }
+    if (ulen == 0) {
+        ms = seconds ? fa_scale(v, 1000) : v;
+    } else if (ulen == 2 && unit[0] == 'm' && unit[1] == 's') {
+        ms = v;
+    } else if (ulen == 1 && unit[0] == 's') {
+        ms = fa_scale(v, 1000);
+    } else if (ulen == 1 && unit[0] == 'm') {
+        ms = fa_scale(v, 60 * 1000);
+    } else if (ulen == 1 && unit[0] == 'h') {
+        ms = fa_scale(v, 3600 * 1000);
+    } else if (ulen == 1 && unit[0] == 'd') {
+        ms = fa_scale(v, 86400 * 1000);
+    } else {
+        return -1;
+    }
+    return ms;
+}
+
+size_t
+fa_vsnprintf(char *buf, size_t size, const char *fmt, va_list args)
+{
+    int  n;
+
+    if (size == 0) {
+        return 0;
+    }
+    n = vsnprintf(buf, size, fmt, args);
+    if (n < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return (size_t) n < size ? (size_t) n : size - 1;
+}
+
+size_t
+fa_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list  args;
+    size_t   n;
+
+    va_start(args, fmt);
+    n = fa_vsnprintf(buf, size, fmt, args);
+    va_end(args);
+    return n;
+}
+
+void
+fa_strlow(u_char *dst, const u_char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        u_char c = src[i];
+        dst[i] = (c >= 'A' && c <= 'Z') ? (u_char) (c | 0x20) : c;
+    }
+}
