@@ -87,8 +87,8 @@ fa_core_set_workers(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
     }
     n = fa_atoi(cf->args[1].data, cf->args[1].len);
     if (n < 1 || n > FA_MAX_WORKERS) {
-        return fa_conf_error(cf, "invalid value \"%.*s\" in \"worker_processes\": a number "
-                             "from 1 to %d or \"auto\" is expected",
+        return fa_conf_error(cf, "invalid value \"%.*s\" in \"worker_processes\" directive, "
+                             "it must be a number from 1 to %d or \"auto\"",
                              (int) cf->args[1].len, cf->args[1].data, FA_MAX_WORKERS);
     }
     ccf->worker_processes = n;

@@ -25,27 +25,6 @@ fa_cycle_init_arrays(fa_cycle_t *cycle)
     return fa_modules_add_static(cycle);
 }
 
-static fa_conf_scope_t *
-fa_cycle_root_scope(fa_pool_t *pool, const char *file)
-{
-    fa_conf_scope_t  *root;
-
-    root = fa_pcalloc(pool, sizeof(fa_conf_scope_t));
-    if (root == NULL) {
-        return NULL;
-    }
-    root->kind = "main";
-    root->file = file;
-    root->conf = fa_pcalloc(pool, FA_MAX_MODULES * sizeof(void *));
-    root->own = fa_pcalloc(pool, FA_MAX_MODULES);
-    if (root->conf == NULL || root->own == NULL
-        || fa_array_init(&root->children, pool, 4, sizeof(fa_conf_scope_t *)) != FA_OK)
-    {
-        return NULL;
-    }
-    return root;
-}
-
 static fa_cycle_t *
 fa_cycle_create(const char *prefix, const char *conf_file)
 {
@@ -82,7 +61,7 @@ fa_cycle_parse(fa_cycle_t *cycle, fa_conf_t *cf)
     cf->pool = cycle->pool;
     cf->log = cycle->log;
     cf->temp_pool = fa_pool_create(FA_CYCLE_POOL_SIZE, cycle->log);
-    cycle->root = fa_cycle_root_scope(cycle->pool, cycle->conf_file);
+    cycle->root = fa_conf_scope_create(cf, NULL, "main");
     if (cf->temp_pool == NULL || cycle->root == NULL) {
         return FA_ERROR;
     }
