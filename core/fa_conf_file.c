@@ -137,10 +137,17 @@ fa_conf_skip_space(fa_conf_buf_t *b)
 static fa_uint_t
 fa_conf_last_line(fa_conf_buf_t *b)
 {
-    if (b->line > 1 && b->end > b->start && b->end[-1] == '\n') {
-        return b->line - 1;
+    u_char     *p = b->end;
+    fa_uint_t   line = 1;
+
+    /* the line of the last non-blank byte: where a reader would look */
+    while (p > b->start && (p[-1] == '\n' || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\r')) {
+        p--;
     }
-    return b->line;
+    for (u_char *q = b->start; q < p; q++) {
+        line += (*q == '\n');
+    }
+    return line;
 }
 
 /*

@@ -275,10 +275,11 @@ static void
 fa_master_start_workers(fa_cycle_t *cycle)
 {
     fa_generation++;
+    /* before the fork: a worker may serve /metrics before this line runs again */
+    fa_stat_set(fa_core_stats.workers, cycle->core_conf->worker_processes);
     for (fa_int_t i = 0; i < cycle->core_conf->worker_processes; i++) {
         fa_master_spawn(cycle, (fa_uint_t) i);
     }
-    fa_stat_set(fa_core_stats.workers, cycle->core_conf->worker_processes);
 }
 
 static fa_uint_t
