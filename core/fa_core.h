@@ -78,6 +78,7 @@ typedef struct fa_command_s      fa_command_t;
 typedef struct fa_conf_scope_s   fa_conf_scope_t;
 typedef struct fa_ssl_s          fa_ssl_t;
 typedef struct fa_ssl_conn_s     fa_ssl_conn_t;
+typedef struct fa_stat_s         fa_stat_t;
 
 #include "fa_queue.h"
 #include "fa_string.h"

@@ -120,6 +120,16 @@ fa_listen_parse(fa_conf_t *cf, fa_str_t *args, fa_uint_t nargs, fa_listen_opt_t 
     return FA_CONF_OK;
 }
 
+static fa_stat_t *
+fa_listen_sessions_stat(const char *protocol)
+{
+    char  labels[FA_STATS_LABELS_MAX];
+
+    fa_snprintf(labels, sizeof(labels), "protocol=\"%s\"", protocol);
+    return fa_stats_get("facteur_sessions_total", labels, FA_STATS_COUNTER,
+                        "Sessions accepted, by protocol.");
+}
+
 fa_listening_t *
 fa_listen_add(fa_conf_t *cf, fa_listen_opt_t *opt, const char *protocol,
     fa_conn_handler_pt handler, void *ctx)
@@ -145,6 +155,7 @@ fa_listen_add(fa_conf_t *cf, fa_listen_opt_t *opt, const char *protocol,
     ls->ctx = ctx;
     ls->log = cf->cycle->log;
     ls->handshake_timeout = FA_HANDSHAKE_TIMEOUT;
+    ls->sessions = fa_listen_sessions_stat(protocol);
     *slot = ls;
     return ls;
 }
@@ -412,6 +423,9 @@ fa_listen_accept(fa_event_t *ev)
         }
         if (fa_core_stats.accepted) {
             fa_stat_inc(fa_core_stats.accepted);
+        }
+        if (ls->sessions) {
+            fa_stat_inc(ls->sessions);
         }
         memcpy(&c->sockaddr, &sa, len);
         c->socklen = len;

@@ -32,6 +32,7 @@ struct fa_listening_s {
     fa_str_t             busy_reply;    /* sent when out of connection slots */
     fa_msec_t            handshake_timeout;
     fa_log_t            *log;
+    fa_stat_t           *sessions;      /* facteur_sessions_total{protocol=...} */
     fa_event_t           event;         /* per worker, after fork */
     unsigned             inherited:1;   /* fd kept from the previous cycle */
     unsigned             remain:1;      /* still configured after reload */

@@ -435,7 +435,7 @@ fa_master_run(fa_cycle_t *cycle)
 {
     sigset_t  empty;
 
-    if (fa_signals_init(cycle->log) != FA_OK || fa_stats_init(cycle->log) != FA_OK
+    if (fa_signals_init(cycle->log) != FA_OK
         || (cycle->core_conf->daemon && fa_master_daemonize(cycle) != FA_OK)
         || fa_pidfile_write(cycle) != FA_OK
         || fa_modules_init_master(cycle) != FA_OK)

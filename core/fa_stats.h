@@ -24,16 +24,16 @@
 #define FA_STATS_HELP_MAX    120
 #define FA_STATS_MAX         2048
 
-typedef struct {
+struct fa_stat_s {
     int64_t     value;                      /* atomic */
     uint32_t    type;
     uint32_t    used;
     char        name[FA_STATS_NAME_MAX];
     char        labels[FA_STATS_LABELS_MAX];
     char        help[FA_STATS_HELP_MAX];
-} fa_stat_t;
+};
 
-fa_int_t fa_stats_init(fa_log_t *log);      /* master, once per process lifetime */
+fa_int_t fa_stats_init(fa_log_t *log);      /* once, before the first configuration loads */
 
 /* find or create; NULL (and a log line) when the table is full */
 fa_stat_t *fa_stats_get(const char *name, const char *labels, fa_uint_t type,

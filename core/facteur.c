@@ -97,7 +97,8 @@ main(int argc, char **argv)
     }
     fa_time_update();
     fa_modules_preinit(fa_modules);
-    if (fa_ssl_init(&fa_log_stderr) != FA_OK) {
+    /* counters exist before modules register theirs while the config loads */
+    if (fa_ssl_init(&fa_log_stderr) != FA_OK || fa_stats_init(&fa_log_stderr) != FA_OK) {
         return 1;
     }
 

@@ -72,6 +72,22 @@ ok($t->wait_for(sub {
 }, 10), 'facteur_connections_accepted_total counts new connections')
     or diag("before $before, after $after");
 
+# per-protocol sessions and the module's own counter
+my $sessions_re = qr/^facteur_sessions_total\{protocol="metrics"\} (\d+)$/m;
+my $requests = metric(scrape(), 'facteur_metrics_requests_total');
+ok(defined $requests, 'facteur_metrics_requests_total');
+my ($sessions) = (scrape() // '') =~ $sessions_re;
+ok(defined $sessions, 'facteur_sessions_total{protocol="metrics"}');
+for (1 .. 2) {
+    my $c = $t->connect(port => 1);
+    $c->close;
+}
+my $body2 = scrape();
+my ($sessions2) = ($body2 // '') =~ $sessions_re;
+cmp_ok($sessions2 // 0, '>=', ($sessions // 0) + 3, 'sessions by protocol count connections');
+cmp_ok(metric($body2, 'facteur_metrics_requests_total') // 0, '>=', ($requests // 0) + 2,
+       'the metrics module counts its requests');
+
 my @held = map { $t->connect(port => 1) } 1 .. 3;
 my $active = metric(scrape(), 'facteur_connections_active') // 0;
 cmp_ok($active, '>=', 4, 'facteur_connections_active counts open connections');

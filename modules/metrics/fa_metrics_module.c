@@ -10,7 +10,6 @@
 static void *fa_metrics_create_conf(fa_conf_t *cf);
 static char *fa_metrics_merge_conf(fa_conf_t *cf, void *parent, void *child);
 static fa_int_t fa_metrics_init_conf(fa_conf_t *cf);
-static fa_int_t fa_metrics_init_process(fa_cycle_t *cycle);
 static char *fa_metrics_set_listen(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 
 static const fa_conf_bounds_t  fa_metrics_timeout_bounds = { 1, 24 * 3600 * 1000 };
@@ -26,7 +25,7 @@ static const fa_command_t  fa_metrics_commands[] = {
 fa_module_t  fa_metrics_module = {
     FA_MODULE_V1, "metrics", FA_MODULE_OTHER, fa_metrics_commands,
     fa_metrics_create_conf, fa_metrics_merge_conf, fa_metrics_init_conf,
-    fa_metrics_init_process, fa_metrics_init_process, NULL, NULL, FA_MODULE_SPARE
+    NULL, NULL, NULL, NULL, FA_MODULE_SPARE
 };
 
 fa_stat_t  *fa_metrics_requests;
@@ -125,6 +124,8 @@ fa_metrics_add_listeners(fa_cycle_t *cycle, fa_conf_scope_t *scope, void *data)
 static fa_int_t
 fa_metrics_init_conf(fa_conf_t *cf)
 {
+    fa_metrics_requests = fa_stats_get("facteur_metrics_requests_total", "",
+        FA_STATS_COUNTER, "HTTP requests answered by the metrics endpoint.");
     if (fa_conf_each_scope(cf->cycle, "metrics", fa_metrics_add_listeners, cf) != FA_OK) {
         if (cf->error == NULL) {
             fa_conf_error(cf, "out of memory");
@@ -134,18 +135,3 @@ fa_metrics_init_conf(fa_conf_t *cf)
     return FA_OK;
 }
 
-/*
- * The counter zone is mapped by the master after the first configuration
- * is loaded, so the counter is created here rather than in init_conf; the
- * worker tries again in case the master could not.
- */
-static fa_int_t
-fa_metrics_init_process(fa_cycle_t *cycle)
-{
-    (void) cycle;
-    if (fa_metrics_requests == NULL) {
-        fa_metrics_requests = fa_stats_get("facteur_metrics_requests_total", "",
-            FA_STATS_COUNTER, "HTTP requests answered by the metrics endpoint.");
-    }
-    return FA_OK;
-}
