@@ -113,15 +113,13 @@ fa_module_load(fa_conf_t *cf, const char *path)
     return FA_OK;
 }
 
-#define fa_modules_each(cycle, m)                                             \
-    for (fa_module_t **m##_v = (cycle)->modules.elts, **m##_e = m##_v + (cycle)->modules.nelts, \
-         *m = NULL; m##_v < m##_e && ((m = *m##_v), 1); m##_v++)
-
 fa_int_t
 fa_modules_init_conf(fa_conf_t *cf)
 {
-    fa_modules_each(cf->cycle, m) {
-        if (m->init_conf && m->init_conf(cf) != FA_OK) {
+    fa_module_t  **m = cf->cycle->modules.elts;
+
+    for (fa_uint_t i = 0; i < cf->cycle->modules.nelts; i++) {
+        if (m[i]->init_conf && m[i]->init_conf(cf) != FA_OK) {
             return FA_ERROR;
         }
     }
@@ -131,8 +129,10 @@ fa_modules_init_conf(fa_conf_t *cf)
 fa_int_t
 fa_modules_init_master(fa_cycle_t *cycle)
 {
-    fa_modules_each(cycle, m) {
-        if (m->init_master && m->init_master(cycle) != FA_OK) {
+    fa_module_t  **m = cycle->modules.elts;
+
+    for (fa_uint_t i = 0; i < cycle->modules.nelts; i++) {
+        if (m[i]->init_master && m[i]->init_master(cycle) != FA_OK) {
             return FA_ERROR;
         }
     }
@@ -142,22 +142,27 @@ fa_modules_init_master(fa_cycle_t *cycle)
 fa_int_t
 fa_modules_init_worker(fa_cycle_t *cycle)
 {
-    fa_modules_each(cycle, m) {
-        if (m->init_worker && m->init_worker(cycle) != FA_OK) {
+    fa_module_t  **m = cycle->modules.elts;
+
+    for (fa_uint_t i = 0; i < cycle->modules.nelts; i++) {
+        if (m[i]->init_worker && m[i]->init_worker(cycle) != FA_OK) {
             fa_log_error(FA_LOG_EMERG, cycle->log, 0, "module \"%s\" failed to start "
-                         "in the worker", m->name);
+                         "in the worker", m[i]->name);
             return FA_ERROR;
         }
     }
     return FA_OK;
 }
 
+/* exits run in reverse order: a module stops before those it was built on */
 void
 fa_modules_exit_worker(fa_cycle_t *cycle)
 {
-    fa_modules_each(cycle, m) {
-        if (m->exit_worker) {
-            m->exit_worker(cycle);
+    fa_module_t  **m = cycle->modules.elts;
+
+    for (fa_uint_t i = cycle->modules.nelts; i > 0; i--) {
+        if (m[i - 1]->exit_worker) {
+            m[i - 1]->exit_worker(cycle);
         }
     }
 }
@@ -165,9 +170,11 @@ fa_modules_exit_worker(fa_cycle_t *cycle)
 void
 fa_modules_exit_master(fa_cycle_t *cycle)
 {
-    fa_modules_each(cycle, m) {
-        if (m->exit_master) {
-            m->exit_master(cycle);
+    fa_module_t  **m = cycle->modules.elts;
+
+    for (fa_uint_t i = cycle->modules.nelts; i > 0; i--) {
+        if (m[i - 1]->exit_master) {
+            m[i - 1]->exit_master(cycle);
         }
     }
 }
