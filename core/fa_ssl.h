@@ -44,6 +44,10 @@ fa_ssl_t *fa_ssl_create(fa_pool_t *pool, fa_ssl_conf_t *conf, const char *conf_f
 fa_int_t fa_ssl_add_sni(fa_ssl_t *def, const fa_str_t *name, fa_ssl_t *ssl);
 void fa_ssl_free(fa_ssl_t *ssl);                              /* with its cycle */
 
+/* log at LEVEL with the OpenSSL error queue appended (and emptied) */
+void fa_ssl_error(fa_uint_t level, fa_log_t *log, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 fa_int_t fa_ssl_create_connection(fa_ssl_t *ssl, fa_connection_t *c);
 fa_int_t fa_ssl_handshake(fa_connection_t *c);
 void fa_ssl_shutdown(fa_connection_t *c);                     /* best effort, never blocks */

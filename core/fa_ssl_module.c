@@ -184,9 +184,8 @@ fa_ssl_module_context(fa_conf_t *cf, fa_ssl_conf_t *conf)
     if (ssl == NULL) {
         cf->cycle->ssl_contexts.nelts--;
         fa_ssl_module_error_at(cf, conf->file, conf->line);
-        fa_conf_error(cf, "cannot use the certificate \"%s\" with the key \"%s\" "
-                      "(the TLS error is logged above)",
-                      (char *) conf->certificate.data, (char *) conf->certificate_key.data);
+        fa_conf_error(cf, "the TLS settings for the certificate \"%s\" are not usable "
+                      "(the OpenSSL error is logged above)", (char *) conf->certificate.data);
         return NULL;
     }
     *slot = ssl;

@@ -261,7 +261,6 @@ fa_metrics_http_finish(fa_metrics_session_t *s)
     s->state = FA_METRICS_REQUEST_LINE;
     s->nheaders = 0;
     s->get = s->head = s->found = s->http11 = s->host = s->keep_alive = 0;
-    c->idle = 1;
     c->log->action = "keeping the connection alive";
     fa_event_add_timer(c->read, s->conf->timeout);
     return FA_OK;
@@ -270,10 +269,8 @@ fa_metrics_http_finish(fa_metrics_session_t *s)
 static fa_int_t
 fa_metrics_http_respond(fa_metrics_session_t *s, fa_uint_t status)
 {
-    static const char  *texts[] = { "Bad Request\n", "Not Found\n",
-                                    "Method Not Allowed\n", "Request Too Large\n" };
-    const char         *text;
-    fa_int_t            rc;
+    const char  *text = fa_metrics_http_reason(status);
+    fa_int_t     rc;
 
     if (fa_metrics_requests) {
         fa_stat_inc(fa_metrics_requests);
@@ -291,11 +288,9 @@ fa_metrics_http_respond(fa_metrics_session_t *s, fa_uint_t status)
         rc = (rc == FA_OK) ? fa_metrics_http_send_page(s) : rc;
         return (rc == FA_OK) ? fa_metrics_http_finish(s) : rc;
     }
-    text = status == 404 ? texts[1] : status == 405 ? texts[2]
-           : (status == 414 || status == 431) ? texts[3] : texts[0];
-    rc = fa_metrics_http_header(s, status, strlen(text));
+    rc = fa_metrics_http_header(s, status, strlen(text) + 1);     /* the reason and LF */
     if (rc == FA_OK && !s->head) {
-        rc = fa_conn_write(s->connection, text, strlen(text));
+        rc = fa_conn_printf(s->connection, "%s\n", text);
     }
     return (rc == FA_OK) ? fa_metrics_http_finish(s) : rc;
 }
@@ -419,8 +414,8 @@ fa_metrics_http_header_line(fa_metrics_session_t *s, const fa_str_t *line)
 static fa_int_t
 fa_metrics_http_request_done(fa_metrics_session_t *s)
 {
-    if (!s->http11 && !s->keep_alive) {
-        s->close = 1;
+    if ((!s->http11 && !s->keep_alive) || fa_worker_exiting) {
+        s->close = 1;                       /* a quitting worker keeps nobody */
     }
     if (s->http11 && !s->host) {
         fa_log_error(FA_LOG_INFO, s->connection->log, 0,
@@ -524,6 +519,15 @@ fa_metrics_http_process(fa_metrics_session_t *s)
         return;
     }
     fa_conn_reader_release(c);
+    /*
+     * Idle (closed at once by a quitting worker) only with nothing half
+     * read and nothing left to send, so a graceful stop never cuts an answer.
+     */
+    c->idle = s->state == FA_METRICS_REQUEST_LINE && s->page == NULL
+              && fa_conn_out_pending(c) == 0 && c->in.start == NULL;
+    if (c->idle && fa_worker_exiting) {
+        fa_conn_close(c);
+    }
 }
 
 static void
