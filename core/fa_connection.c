@@ -20,6 +20,8 @@ static fa_connection_t  *fa_conns;
 static fa_event_t       *fa_conn_events;
 static fa_connection_t  *fa_conn_free_list;
 static fa_uint_t         fa_conn_used;
+static fa_uint_t         fa_conn_total;      /* worker_connections */
+static fa_uint_t         fa_conn_untouched;  /* slots from here on were never used */
 static fa_queue_t        fa_conn_active_q = { &fa_conn_active_q, &fa_conn_active_q };
 
 static void fa_conn_out_free(fa_connection_t *c);
@@ -30,8 +32,6 @@ fa_int_t
 fa_connections_init(fa_cycle_t *cycle, fa_uint_t n)
 {
     fa_log_t         *log = (cycle && cycle->log) ? cycle->log : &fa_log_stderr;
-    fa_connection_t  *c;
-
     n = n ? n : FA_CONNECTIONS_DEFAULT;
     if (fa_conn_used) {
         fa_log_error(FA_LOG_ALERT, log, 0, "%lu connections still open",
@@ -59,16 +59,13 @@ fa_connections_init(fa_cycle_t *cycle, fa_uint_t n)
         return FA_ERROR;
     }
 
-    /* built backwards so the first slot is handed out first */
-    for (fa_uint_t i = n; i-- > 0; ) {
-        c = &fa_conns[i];
-        c->fd = -1;
-        c->destroyed = 1;            /* a free slot is "gone" for the loop */
-        c->read = &fa_conn_events[2 * i];
-        c->write = &fa_conn_events[2 * i + 1];
-        c->next_free = fa_conn_free_list;
-        fa_conn_free_list = c;
-    }
+    /*
+     * Slots are set up on first use, not here: the arrays come from calloc,
+     * whose large blocks are fresh zero pages, so worker_connections slots
+     * that never see a client cost address space, not memory.
+     */
+    fa_conn_total = n;
+    fa_conn_untouched = 0;
     fa_queue_init(&fa_conn_active_q);
     return FA_OK;
 }
@@ -116,10 +113,16 @@ fa_connection_get(int fd, fa_log_t *log)
 {
     fa_connection_t  *c = fa_conn_free_list;
 
-    if (c == NULL) {
+    if (c) {
+        fa_conn_free_list = c->next_free;
+    } else if (fa_conn_untouched < fa_conn_total) {
+        c = &fa_conns[fa_conn_untouched];
+        c->read = &fa_conn_events[2 * fa_conn_untouched];
+        c->write = &fa_conn_events[2 * fa_conn_untouched + 1];
+        fa_conn_untouched++;
+    } else {
         return NULL;
     }
-    fa_conn_free_list = c->next_free;
     fa_connection_setup(c, fd, log ? log : &fa_log_stderr);
 
     c->pool = fa_pool_create(FA_POOL_DEFAULT_SIZE, c->log);

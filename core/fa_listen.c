@@ -311,7 +311,8 @@ fa_listen_refuse(fa_listening_t *ls, int fd)
 {
     static time_t  last_warned;
 
-    if (ls->busy_reply.len) {
+    /* on a TLS listener the client expects a handshake: plain text is noise */
+    if (ls->busy_reply.len && ls->ssl == NULL) {
         (void) !send(fd, ls->busy_reply.data, ls->busy_reply.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     close(fd);

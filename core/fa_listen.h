@@ -29,7 +29,7 @@ struct fa_listening_s {
     void                *ctx;           /* the module's server configuration */
     fa_ssl_t            *ssl;           /* for implicit TLS; NULL otherwise */
     const char          *protocol;      /* "smtp", "metrics": for logs and metrics */
-    fa_str_t             busy_reply;    /* sent when out of connection slots */
+    fa_str_t             busy_reply;    /* sent when out of slots (plain listeners only) */
     fa_msec_t            handshake_timeout;
     fa_log_t            *log;
     fa_stat_t           *sessions;      /* facteur_sessions_total{protocol=...} */

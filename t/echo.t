@@ -280,6 +280,9 @@ load_module %%MODULES%%/fa_test_echo_module.so;
 echo {
     server {
         listen 127.0.0.1:%%PORT_1%%;
+        listen 127.0.0.1:%%PORT_2%% ssl;
+        ssl_certificate %%CERT%%;
+        ssl_certificate_key %%KEY%%;
     }
 }
 EOF
@@ -303,6 +306,14 @@ ok(@held >= 1 && @held <= 16, 'clients were served up to worker_connections')
     or diag(scalar(@held) . ' clients were served');
 is(scalar(grep { ($_->cmd('still') && $_->line(5) // '') eq '+OK echo still' } @held),
    scalar @held, 'every client already in keeps working');
+# a TLS client expects a handshake: it is hung up on, not sent plain text
+my $tls_refused = $t2->connect(port => 2);
+my $tls_line = $tls_refused->line(5);
+ok(!defined $tls_line && $tls_refused->is_eof,
+   'a TLS client beyond worker_connections is closed without plain text')
+    or diag('got: ' . ($tls_line // '<timeout>'));
+$tls_refused->close;
+
 (pop @held)->close;
 ok($t2->wait_for(sub {
     my $cl = $t2->connect(port => 1) or return 0;

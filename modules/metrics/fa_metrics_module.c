@@ -109,10 +109,8 @@ fa_metrics_add_listeners(fa_cycle_t *cycle, fa_conf_scope_t *scope, void *data)
         if (ls == NULL) {
             return FA_ERROR;
         }
-        if (!opt[i].ssl) {              /* plain text would be noise to a TLS client */
-            ls->busy_reply.data = (u_char *) fa_metrics_busy;
-            ls->busy_reply.len = sizeof(fa_metrics_busy) - 1;
-        }
+        ls->busy_reply.data = (u_char *) fa_metrics_busy;
+        ls->busy_reply.len = sizeof(fa_metrics_busy) - 1;
         ls->handshake_timeout = mcf->timeout;
         if (opt[i].ssl) {
             ls->ssl = fa_ssl_for_scope(cf, scope);
