@@ -7,10 +7,228 @@
 #include "fa_core.h"
 #include "fa_storage.h"
 
-fa_module_t  fa_storage_module = {
-    FA_MODULE_V1, "storage", FA_MODULE_OTHER, NULL,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, FA_MODULE_SPARE
+#define FA_STORAGE_NAME_MAX  32
+
+typedef struct {
+    fa_array_t  *stores;          /* fa_storage_t, in configuration order */
+} fa_storage_conf_t;
+
+static char *fa_storage_block(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
+static void *fa_storage_create_conf(fa_conf_t *cf);
+static fa_int_t fa_storage_init_conf(fa_conf_t *cf);
+static fa_int_t fa_storage_init_worker(fa_cycle_t *cycle);
+
+static const fa_command_t  fa_storage_commands[] = {
+    { "storage", "main", FA_CONF_TAKE1 | FA_CONF_BLOCK | FA_CONF_MULTI,
+      fa_storage_block, 0, NULL },
+    fa_null_command
 };
+
+fa_module_t  fa_storage_module = {
+    FA_MODULE_V1, "storage", FA_MODULE_OTHER, fa_storage_commands,
+    fa_storage_create_conf, NULL, fa_storage_init_conf,
+    NULL, fa_storage_init_worker, fa_storage_close_all, NULL, FA_MODULE_SPARE
+};
+
+static void *
+fa_storage_create_conf(fa_conf_t *cf)
+{
+    return fa_pcalloc(cf->pool, sizeof(fa_storage_conf_t));
+}
+
+/* storage NAME { ... }: the block's kind is "storage:NAME", the backend's scope */
+static char *
+fa_storage_block(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
+{
+    fa_str_t          *name = &cf->args[1];
+    fa_conf_scope_t  **kids = cf->scope->children.elts, *scope;
+    char              *kind;
+
+    (void) cmd;
+    (void) conf;
+    if (name->len == 0 || name->len > FA_STORAGE_NAME_MAX) {
+        return fa_conf_error(cf, "invalid storage backend name \"%.*s\"",
+                             (int) name->len, name->data);
+    }
+    for (size_t i = 0; i < name->len; i++) {
+        u_char ch = name->data[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')) {
+            return fa_conf_error(cf, "invalid storage backend name \"%.*s\" (lower-case "
+                                 "letters, digits, \"-\" and \"_\")", (int) name->len,
+                                 name->data);
+        }
+    }
+    kind = fa_pnalloc(cf->pool, sizeof("storage:") + name->len);
+    if (kind == NULL) {
+        return FA_CONF_ERROR;
+    }
+    fa_snprintf(kind, sizeof("storage:") + name->len, "storage:%.*s", (int) name->len,
+                name->data);
+    for (fa_uint_t i = 0; i < cf->scope->children.nelts; i++) {
+        if (strcmp(kids[i]->kind, kind) == 0) {
+            return fa_conf_error(cf, "duplicate \"storage %s\" (first in %s:%lu)",
+                                 kind + 8, kids[i]->file, (unsigned long) kids[i]->line);
+        }
+    }
+    return fa_conf_block(cf, kind, &scope);
+}
+
+static fa_module_t *
+fa_storage_find_backend(fa_cycle_t *cycle, const char *name)
+{
+    fa_module_t  **m = cycle->modules.elts;
+
+    for (fa_uint_t i = 0; i < cycle->modules.nelts; i++) {
+        const fa_storage_backend_t *b = m[i]->ctx;
+        if (m[i]->kind == FA_MODULE_STORAGE && b && b->name && strcmp(b->name, name) == 0) {
+            return m[i];
+        }
+    }
+    return NULL;
+}
+
+/* "lmdb, maildir": the backends this configuration could use, for errors */
+static void
+fa_storage_backend_list(fa_cycle_t *cycle, char *buf, size_t size)
+{
+    fa_module_t  **m = cycle->modules.elts;
+    size_t         n = 0;
+
+    buf[0] = '\0';
+    for (fa_uint_t i = 0; i < cycle->modules.nelts; i++) {
+        const fa_storage_backend_t *b = m[i]->ctx;
+        if (m[i]->kind == FA_MODULE_STORAGE && b && b->name && n < size) {
+            n += fa_snprintf(buf + n, size - n, "%s%s", n ? ", " : "", b->name);
+        }
+    }
+    if (n == 0) {
+        fa_snprintf(buf, size, "none");
+    }
+}
+
+static fa_int_t
+fa_storage_configure(fa_conf_t *cf, fa_storage_conf_t *scf, fa_conf_scope_t *scope)
+{
+    char           known[256];
+    const char    *name = scope->kind + sizeof("storage:") - 1;
+    fa_module_t   *m = fa_storage_find_backend(cf->cycle, name);
+    fa_storage_t  *st;
+
+    cf->file = scope->file;
+    cf->line = scope->line;
+    if (m == NULL) {
+        fa_storage_backend_list(cf->cycle, known, sizeof(known));
+        fa_conf_error(cf, "unknown storage backend \"%s\" (available: %s; a plugin "
+                      "must be loaded with load_module first)", name, known);
+        return FA_ERROR;
+    }
+    if (((const fa_storage_backend_t *) m->ctx)->abi != FA_STORAGE_ABI_VERSION) {
+        fa_conf_error(cf, "storage backend \"%s\" implements storage ABI %lu, this "
+                      "facteur implements %d: rebuild it", name,
+                      (unsigned long) ((const fa_storage_backend_t *) m->ctx)->abi,
+                      FA_STORAGE_ABI_VERSION);
+        return FA_ERROR;
+    }
+    st = fa_array_push(scf->stores);
+    if (st == NULL) {
+        return FA_ERROR;
+    }
+    st->backend = m->ctx;
+    st->module = m;
+    st->conf = fa_scope_conf(scope, *m);
+    st->name.data = (u_char *) name;
+    st->name.len = strlen(name);
+    st->scope = scope;
+    st->cycle = cf->cycle;
+    st->log = cf->cycle->log;
+    return FA_OK;
+}
+
+static fa_int_t
+fa_storage_init_conf(fa_conf_t *cf)
+{
+    fa_storage_conf_t  *scf = fa_scope_conf(cf->cycle->root, fa_storage_module);
+    fa_conf_scope_t   **kids = cf->cycle->root->children.elts;
+
+    scf->stores = fa_array_create(cf->pool, 2, sizeof(fa_storage_t));
+    if (scf->stores == NULL) {
+        return FA_ERROR;
+    }
+    for (fa_uint_t i = 0; i < cf->cycle->root->children.nelts; i++) {
+        if (strncmp(kids[i]->kind, "storage:", 8) == 0
+            && fa_storage_configure(cf, scf, kids[i]) != FA_OK)
+        {
+            return FA_ERROR;
+        }
+    }
+    return FA_OK;
+}
+
+fa_storage_t *
+fa_storage_get(fa_cycle_t *cycle, const char *name)
+{
+    fa_storage_conf_t  *scf = fa_scope_conf(cycle->root, fa_storage_module);
+    fa_storage_t       *st;
+
+    if (scf == NULL || scf->stores == NULL || scf->stores->nelts == 0) {
+        return NULL;
+    }
+    st = scf->stores->elts;
+    if (name == NULL) {
+        return &st[0];
+    }
+    for (fa_uint_t i = 0; i < scf->stores->nelts; i++) {
+        if (fa_str_casecmp(&st[i].name, name) == 0) {
+            return &st[i];
+        }
+    }
+    return NULL;
+}
+
+fa_int_t
+fa_storage_open_all(fa_cycle_t *cycle)
+{
+    fa_storage_conf_t  *scf = fa_scope_conf(cycle->root, fa_storage_module);
+    fa_storage_t       *st;
+
+    if (scf == NULL || scf->stores == NULL) {
+        return FA_OK;
+    }
+    st = scf->stores->elts;
+    for (fa_uint_t i = 0; i < scf->stores->nelts; i++) {
+        st[i].log = cycle->log;
+        if (st[i].data == NULL && st[i].backend->open(&st[i], cycle) != FA_OK) {
+            fa_log_error(FA_LOG_EMERG, cycle->log, 0, "storage \"%.*s\" failed to open",
+                         (int) st[i].name.len, st[i].name.data);
+            return FA_ERROR;
+        }
+    }
+    return FA_OK;
+}
+
+void
+fa_storage_close_all(fa_cycle_t *cycle)
+{
+    fa_storage_conf_t  *scf = fa_scope_conf(cycle->root, fa_storage_module);
+    fa_storage_t       *st;
+
+    if (scf == NULL || scf->stores == NULL) {
+        return;
+    }
+    st = scf->stores->elts;
+    for (fa_uint_t i = scf->stores->nelts; i > 0; i--) {
+        if (st[i - 1].data && st[i - 1].backend->close) {
+            st[i - 1].backend->close(&st[i - 1]);
+        }
+        st[i - 1].data = NULL;
+    }
+}
+
+static fa_int_t
+fa_storage_init_worker(fa_cycle_t *cycle)
+{
+    return fa_storage_open_all(cycle);
+}
 
 /* length of the UTF-8 sequence at p (at most n bytes), 0 if it is not valid */
 static size_t

@@ -75,12 +75,21 @@ typedef struct fa_append_s           fa_append_t;       /* backend-private */
 typedef struct fa_msg_stream_s       fa_msg_stream_t;   /* backend-private */
 typedef struct fa_storage_watch_s    fa_storage_watch_t;
 
-/* a configured store, one per "storage NAME { }" block, opened per process */
+/*
+ * A configured store, one per "storage NAME { ... }" block, opened per
+ * process.  The block's scope kind is "storage:NAME": a backend module
+ * declares its directives with scopes "storage:NAME" and finds its settings
+ * in st->conf (its module's struct in force in that scope, defaults applied
+ * even when the block is empty).
+ */
 struct fa_storage_s {
     const fa_storage_backend_t  *backend;
-    void                        *conf;      /* the backend module's conf for the block */
+    const fa_module_t           *module;    /* the backend's module */
+    void                        *conf;      /* that module's conf for the block */
     void                        *data;      /* the backend's per-process state */
     fa_str_t                     name;      /* "lmdb", "maildir" */
+    fa_conf_scope_t             *scope;
+    fa_cycle_t                  *cycle;
     fa_log_t                    *log;
 };
 
@@ -280,6 +289,17 @@ struct fa_storage_backend_s {
 
     uintptr_t  spare[8];
 };
+
+/*
+ * Finding and opening stores.  The first "storage" block is the default.
+ * The storage module opens every store in each worker (init_worker) and
+ * closes them at exit; facteurctl calls fa_storage_open_all itself.
+ */
+extern fa_module_t  fa_storage_module;
+
+fa_storage_t *fa_storage_get(fa_cycle_t *cycle, const char *name);   /* NULL name: default */
+fa_int_t fa_storage_open_all(fa_cycle_t *cycle);
+void fa_storage_close_all(fa_cycle_t *cycle);
 
 /* helpers every backend and caller shares */
 fa_int_t fa_storage_mailbox_name_valid(const fa_str_t *name);   /* FA_OK or FA_STORAGE_INVALID */
