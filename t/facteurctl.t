@@ -1,0 +1,113 @@
+#!/usr/bin/perl
+
+# facteurctl and the directory: domains, users with hashed passwords read
+# from standard input (never the command line), aliases and catch-alls;
+# bad input is refused with a message and a non-zero exit.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Facteur::Test;
+
+my $t = Facteur::Test->new;
+my $ctl = $t->binary;
+$ctl =~ s/facteur$/facteurctl/;
+plan skip_all => 'facteurctl not built' unless -x $ctl;
+
+my $dir = $t->testdir;
+$t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n");
+mkdir "$dir/var";
+
+# run facteurctl; returns (exit code, stdout + stderr)
+sub ctl {
+    my ($stdin, @args) = @_;
+    my $in = "$dir/stdin";
+    open my $fh, '>', $in or die;
+    print $fh $stdin // '';
+    close $fh;
+    my $cmd = join ' ', map { "'$_'" } $ctl, '-p', "$dir/", '-c', "$dir/facteur.conf", @args;
+    my $out = `$cmd < $in 2>&1`;
+    return ($? >> 8, $out);
+}
+
+my ($rc, $out);
+
+($rc, $out) = ctl(undef, qw(domain add Example.ORG));
+is($rc, 0, 'domain add') or diag($out);
+($rc, $out) = ctl(undef, qw(domain add example.org));
+is($rc, 1, 'the same domain again is refused');
+like($out, qr/domain "example.org": already exists/, 'and says so');
+($rc, $out) = ctl(undef, qw(domain add bad..domain));
+is($rc, 1, 'an invalid domain is refused');
+like($out, qr/invalid domain "bad\.\.domain"/, 'with the value');
+
+($rc, $out) = ctl("correct horse battery\n", qw(user add Alice@Example.org --password-stdin));
+is($rc, 0, 'user add --password-stdin') or diag($out);
+my $db = join '', map { local (@ARGV, $/) = ($_); <> } glob("$dir/var/auth/*.mdb");
+unlike($db, qr/correct horse/, 'the password is not stored in clear');
+like($db, qr/\$y\$/, 'a yescrypt hash is stored');
+
+($rc, $out) = ctl("correct horse battery\n", qw(user auth alice@example.org));
+is($rc, 0, 'the password opens the account') or diag($out);
+($rc, $out) = ctl("wrong\n", qw(user auth alice@example.org));
+is($rc, 1, 'a wrong password does not');
+($rc, $out) = ctl("new one\n", qw(user passwd alice@example.org --password-stdin));
+is($rc, 0, 'user passwd') or diag($out);
+($rc, $out) = ctl("new one\n", qw(user auth alice@example.org));
+is($rc, 0, 'the new password works');
+($rc, $out) = ctl("correct horse battery\n", qw(user auth alice@example.org));
+is($rc, 1, 'the old one no longer does');
+
+($rc, $out) = ctl("pw\n", qw(user add alice@example.org --password-stdin));
+is($rc, 1, 'an existing user is refused');
+($rc, $out) = ctl("pw\n", qw(user add bob@elsewhere.net --password-stdin));
+is($rc, 1, 'a user in a domain that is not local is refused');
+like($out, qr/domain is not local/, 'and says why');
+($rc, $out) = ctl("\n", qw(user add bob@example.org --password-stdin));
+is($rc, 1, 'an empty password is refused');
+($rc, $out) = ctl('', qw(user add bob@example.org --password-stdin));
+is($rc, 1, 'no password at all is refused');
+($rc, $out) = ctl(undef, qw(user add bob@example.org), 'secret');
+is($rc, 1, 'a password on the command line is not accepted');
+($rc, $out) = ctl("pw\n", qw(user passwd nobody@example.org --password-stdin));
+is($rc, 1, 'passwd of an unknown user');
+like($out, qr/not found/, 'says not found');
+
+($rc, $out) = ctl("pw\n", qw(user add bob@example.org --password-stdin));
+is($rc, 0, 'second user');
+($rc, $out) = ctl(undef, qw(user list example.org));
+is($out, "alice\@example.org\nbob\@example.org\n", 'user list of the domain');
+
+($rc, $out) = ctl(undef, qw(alias add postmaster@example.org alice@example.org bob@example.org));
+is($rc, 0, 'alias with two targets') or diag($out);
+($rc, $out) = ctl(undef, qw(alias add @example.org alice@example.org));
+is($rc, 0, 'catch-all');
+($rc, $out) = ctl(undef, qw(alias add @example.org), 'not an address');
+is($rc, 1, 'an invalid target is refused');
+($rc, $out) = ctl(undef, qw(alias list));
+is($out, "\@example.org alice\@example.org\npostmaster\@example.org alice\@example.org\n"
+         . "postmaster\@example.org bob\@example.org\n", 'alias list');
+($rc, $out) = ctl(undef, qw(alias del postmaster@example.org bob@example.org));
+is($rc, 0, 'one target removed');
+
+($rc, $out) = ctl(undef, qw(domain del example.org));
+is($rc, 1, 'a domain with users is not deleted');
+like($out, qr/still has users or aliases/, 'and says why');
+ctl(undef, qw(user del), $_) for qw(alice@example.org bob@example.org);
+ctl(undef, qw(alias del @example.org));
+ctl(undef, qw(alias del postmaster@example.org));
+($rc, $out) = ctl(undef, qw(domain del example.org));
+is($rc, 0, 'an emptied domain is deleted') or diag($out);
+($rc, $out) = ctl(undef, qw(domain list));
+is($out, '', 'no domain left');
+
+($rc, $out) = ctl(undef, qw(frobnicate now));
+is($rc, 1, 'an unknown command');
+like($out, qr/^usage: facteurctl/m, 'prints the usage');
+($rc, $out) = ctl(undef, qw(user del));
+like($out, qr/usage: facteurctl user del ADDRESS/, 'missing argument: the command usage');
+
+done_testing;
