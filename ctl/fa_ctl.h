@@ -21,6 +21,8 @@ typedef struct {
     fa_cycle_t   *cycle;
     fa_pool_t    *pool;
     int           password_stdin;     /* --password-stdin */
+    int           allow_plain;        /* --allow-plain */
+    const char   *domain;             /* --domain=DOMAIN */
 } fa_ctl_t;
 
 typedef int (*fa_ctl_command_pt)(fa_ctl_t *ctl, int argc, char **argv);
@@ -35,6 +37,7 @@ typedef struct {
 } fa_ctl_command_t;
 
 extern const fa_ctl_command_t  fa_ctl_directory_commands[];
+extern const fa_ctl_command_t  fa_ctl_import_commands[];
 
 int fa_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fa_ctl_read_password(fa_ctl_t *ctl, char *buf, size_t size);

@@ -9,6 +9,7 @@ extern fa_module_t  *fa_modules[];     /* objs/fa_modules.c */
 
 static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_directory_commands,
+    fa_ctl_import_commands,
 };
 
 int
@@ -133,6 +134,10 @@ fa_ctl_run(fa_ctl_t *ctl, const fa_ctl_command_t *cmd, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--password-stdin") == 0) {
             ctl->password_stdin = 1;
+        } else if (strcmp(argv[i], "--allow-plain") == 0) {
+            ctl->allow_plain = 1;
+        } else if (strncmp(argv[i], "--domain=", 9) == 0 && argv[i][9]) {
+            ctl->domain = argv[i] + 9;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return fa_ctl_error("unknown option \"%s\" for \"%s %s\"", argv[i], cmd->group,
                                 cmd->verb);

@@ -110,4 +110,34 @@ like($out, qr/^usage: facteurctl/m, 'prints the usage');
 ($rc, $out) = ctl(undef, qw(user del));
 like($out, qr/usage: facteurctl user del ADDRESS/, 'missing argument: the command usage');
 
+# import passwd-file: Dovecot's format, hashes kept, {PLAIN} only on request
+ctl(undef, qw(domain add example.org));
+my $sha = `openssl passwd -6 -salt abcdefgh bobpw`;
+chomp $sha;
+$t->write_file('users.pw', <<"EOF");
+# exported from dovecot
+bob:{SHA512-CRYPT}$sha:1000:1000::/home/bob::
+carol\@example.org:{PLAIN}carolpw
+no password field here
+EOF
+($rc, $out) = ctl(undef, qw(import passwd-file), "$dir/users.pw");
+is($rc, 1, 'import: lines refused make the exit status 1');
+like($out, qr/users\.pw:2: "bob" has no domain/, 'a bare name needs --domain, with FILE:LINE');
+like($out, qr/users\.pw:3: \{PLAIN\} password refused/, 'plaintext needs the opt-in');
+like($out, qr/users\.pw:4: missing password field/, 'a broken line is named');
+($rc, $out) = ctl(undef, qw(import passwd-file --domain=example.org --allow-plain),
+                  "$dir/users.pw");
+like($out, qr/imported 2 users \(2 new, 0 updated\), 1 lines refused/, 'the good lines are imported');
+($rc, $out) = ctl("bobpw\n", qw(user auth bob@example.org));
+is($rc, 0, 'an imported SHA512-CRYPT password works') or diag($out);
+($rc, $out) = ctl("carolpw\n", qw(user auth carol@example.org));
+is($rc, 0, 'an imported plaintext password works') or diag($out);
+$db = join '', map { local (@ARGV, $/) = ($_); <> } glob("$dir/var/auth/*.mdb");
+unlike($db, qr/carolpw/, 'but it was hashed on the way in');
+($rc, $out) = ctl(undef, qw(import passwd-file --domain=example.org --allow-plain),
+                  "$dir/users.pw");
+like($out, qr/\(0 new, 2 updated\)/, 'importing again updates, nothing is duplicated');
+($rc, $out) = ctl("dave\@example.org:$sha\n", qw(import passwd-file -));
+is($rc, 0, 'import from standard input') or diag($out);
+
 done_testing;
