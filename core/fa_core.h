@@ -87,6 +87,7 @@ typedef struct fa_stat_s         fa_stat_t;
 #include "fa_log.h"
 #include "fa_times.h"
 #include "fa_event.h"
+#include "fa_thread_pool.h"
 #include "fa_connection.h"
 #include "fa_listen.h"
 #include "fa_ssl.h"
