@@ -39,8 +39,11 @@ sub uid_of {
     return undef;
 }
 
-my ($worker) = $t->workers;
-is(uid_of($worker), scalar getpwnam('nobody'), 'the worker runs as "nobody"');
+# the worker switches users right after fork: poll, do not race it
+my $worker;
+my $nobody = getpwnam('nobody');
+ok($t->wait_for(sub { ($worker) = $t->workers; $worker && (uid_of($worker) // -1) == $nobody },
+                10), 'the worker runs as "nobody"');
 is(uid_of($t->master_pid), 0, 'the master stays root');
 
 my $held = $t->connect(port => 1);

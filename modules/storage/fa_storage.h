@@ -53,6 +53,8 @@
 #define FA_FLAG_DELETED     0x08
 #define FA_FLAG_DRAFT       0x10
 #define FA_FLAG_RECENT      0x20   /* session-derived; never stored */
+#define FA_FLAG_MODIFIED    0x40   /* in store's results only: this message was
+                                      left unchanged, UNCHANGEDSINCE failed */
 
 /* special-use (RFC 6154) */
 #define FA_USE_ALL          0x01
@@ -110,6 +112,8 @@ typedef struct {
     uint64_t      highestmodseq;
     uint64_t      size;            /* octets of all messages */
     uint32_t      first_unseen_uid;
+    fa_str_t     *keywords;        /* the keyword table: bit i of a message's */
+    fa_uint_t     nkeywords;       /* keywords is keywords[i] */
 } fa_mailbox_status_t;
 
 /* one message's cached metadata, computed once at append (see fa_mime.h) */
@@ -161,6 +165,8 @@ typedef struct {
     fa_uint_t           nexpunged;
     uint64_t            highestmodseq;
     unsigned            too_old:1; /* expunges before modseq are forgotten: resync */
+    fa_str_t           *keywords;  /* the keyword table now (it only grows) */
+    fa_uint_t           nkeywords;
 } fa_mailbox_changes_t;
 
 typedef struct {

@@ -1,0 +1,152 @@
+#!/usr/bin/perl
+
+# A storage backend built the way a vendor builds one: facteur installed to
+# a temporary prefix (headers, facteur-config, facteur.pc), then
+# plugins/storage_maildir built out of tree with nothing but facteur-config,
+# loaded with load_module and selected with "storage maildir { ... }".
+# When the storage contract suite is built, it runs against the plugin too.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use Facteur::Test;
+
+my $t = Facteur::Test->new;
+my $root = $t->root;
+my $objs = $Facteur::Test::OBJS;
+plan skip_all => "no $objs/Makefile (configure first)" unless -f "$objs/Makefile";
+plan skip_all => 'no make' unless system('make --version >/dev/null 2>&1') == 0;
+$t->expect_log(qr/\[emerg\].*(needs a "path"|unknown storage backend)/);
+
+my $tmp = tempdir('facteur-plugin-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{FACTEUR_TEST_KEEP});
+my $prefix = "$tmp/prefix";
+
+# run a shell command, output to a log; returns (ok, log text)
+sub sh {
+    my ($name, $cmd) = @_;
+    my $ok = system("($cmd) > '$tmp/$name.log' 2>&1") == 0;
+    return ($ok, $t->read_file("$tmp/$name.log"));
+}
+
+# ---- installation ----------------------------------------------------------
+
+my ($ok, $log) = sh('install', "make -f '$objs/Makefile' install PREFIX='$prefix'");
+ok($ok, 'make install PREFIX=TMP') or diag($log);
+
+my $config = "$prefix/bin/facteur-config";
+ok(-x $config, 'bin/facteur-config is installed');
+ok(-f "$prefix/include/facteur/$_", "include/facteur/$_")
+    for qw(fa_core.h fa_module.h fa_auto_config.h fa_storage.h);
+ok(-f "$prefix/lib/pkgconfig/facteur.pc", 'lib/pkgconfig/facteur.pc');
+
+chomp(my $cflags = `'$config' --cflags`);
+like($cflags, qr{-I\Q$prefix\E/include/facteur\b}, '--cflags names the installed headers');
+chomp(my $pfx = `'$config' --prefix`);
+is($pfx, $prefix, '--prefix is where make install put it');
+chomp(my $moddir = `'$config' --modules-dir`);
+is($moddir, "$prefix/modules", '--modules-dir');
+chomp(my $sig = `'$config' --signature`);
+my $v = `'$prefix/sbin/facteur' -v 2>&1`;
+like($v, qr/module signature: \Q$sig\E$/m, '--signature is the server\'s');
+isnt(system("'$config' --no-such-option >/dev/null 2>&1"), 0, 'an unknown option fails');
+
+# the installed server, so modules are checked against what they built with
+$Facteur::Test::BINARY = "$prefix/sbin/facteur";
+my $HEAD = "pid facteur.pid;\nerror_log error.log info;\nworker_processes 1;\n";
+
+# ---- a vendor's minimal module: one cc command, nothing else ---------------
+
+$t->write_file('vendor.c', <<'EOF');
+#include "fa_core.h"
+static fa_module_t  vendor_module = {
+    FA_MODULE_V1, "vendor_hello", FA_MODULE_OTHER, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, FA_MODULE_SPARE
+};
+fa_module_t *fa_module = &vendor_module;
+EOF
+my $dir = $t->testdir;
+($ok, $log) = sh('vendor', "cc \$('$config' --cflags) -fPIC -shared -o '$dir/vendor.so' "
+    . "'$dir/vendor.c'");
+ok($ok, 'cc $(facteur-config --cflags) -fPIC -shared builds a module') or diag($log);
+$t->write_file('facteur.conf', $HEAD . "load_module vendor.so;\n");
+my ($rc, $out) = $t->run_config_test;
+is($rc, 0, 'and facteur loads it') or diag($out);
+
+# ---- the Maildir plugin, out of tree ----------------------------------------
+
+my $build = "$tmp/maildir";
+($ok, $log) = sh('plugin', "make -C '$root/plugins/storage_maildir' "
+    . "FACTEUR_CONFIG='$config' BUILDDIR='$build'");
+ok($ok, 'make -C plugins/storage_maildir FACTEUR_CONFIG=...') or diag($log);
+my $so = "$build/fa_storage_maildir_module.so";
+ok(-f $so, 'it built fa_storage_maildir_module.so');
+
+($ok, $log) = sh('noconfig', "make -C '$root/plugins/storage_maildir' "
+    . "FACTEUR_CONFIG=/nonexistent/facteur-config BUILDDIR='$tmp/none'");
+ok(!$ok, 'without facteur-config the build stops');
+like($log, qr/facteur-config.*failed/, 'and says why');
+
+$t->write_file('facteur.conf', $HEAD . "load_module $so;\nstorage maildir {\n"
+    . "    path maildir;\n    lock_timeout 5s;\n}\n");
+($rc, $out) = $t->run_config_test;
+is($rc, 0, 'facteur -t accepts storage maildir { path ...; }') or diag($out);
+
+$t->write_file('facteur.conf', $HEAD . "load_module $so;\nstorage maildir {\n}\n");
+($rc, $out) = $t->run_config_test;
+isnt($rc, 0, 'a maildir store without a path is refused');
+like($out, qr/facteur\.conf:5: "storage maildir" needs a "path" directive/,
+     'at its block, saying what is missing');
+
+$t->write_file('facteur.conf', $HEAD . "storage maildir {\n}\n");
+($rc, $out) = $t->run_config_test;
+like($out, qr/unknown storage backend "maildir".*load_module/,
+     'without load_module, maildir is an unknown backend');
+
+# a worker opens the store: the Maildir root appears under the prefix
+$t->write_file('facteur.conf', $HEAD . "load_module $so;\nstorage maildir { path maildir; }\n");
+$t->run;
+ok($t->wait_for(sub { -d "$dir/maildir" }, 10), 'a worker opened the store');
+$t->stop;
+
+# ---- the storage contract suite, against the plugin -------------------------
+
+SKIP: {
+    my $suite = "$objs/unit/test_storage_contract";
+    skip "no $suite (make unit builds it)", 2 unless -x $suite;
+    local $ENV{FACTEUR_STORAGE_CONF_SNIPPET} =
+        "load_module $so;\nstorage maildir { path %%DIR%%/maildir; }\n";
+    my ($status, $text) = run_with_timeout($suite, 50);
+    ok(defined $status && $status == 0, 'the storage contract suite passes against the plugin')
+        or diag(defined $status ? "exit $status\n$text" : "killed after 50 s\n$text");
+    unlike($text, qr/^not ok/m, 'no failed contract test');
+}
+
+$t->done_testing;
+
+# a program's exit status and output; undef status when it had to be killed
+sub run_with_timeout {
+    my ($prog, $secs) = @_;
+    my $file = "$tmp/suite.out";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', $file;
+        open STDERR, '>&', \*STDOUT;
+        exec $prog or POSIX::_exit(127);
+    }
+    my $end = time + $secs * ($ENV{FACTEUR_TEST_TIMEOUT_SCALE} || 1);
+    while (time < $end) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            return ($? >> 8, $t->read_file($file));
+        }
+        sleep 0.1;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    return (undef, $t->read_file($file));
+}
