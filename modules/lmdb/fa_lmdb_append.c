@@ -28,6 +28,14 @@ struct fa_append_s {
     fa_str_t               user;
     fa_str_t               mailbox;
     fa_str_t               guid;
+    /*
+     * The record's strings, in fa_lmdb_msg_rec_t order: GUID, ENVELOPE,
+     * BODYSTRUCTURE, BODY, the part table, cached headers.  Only the GUID
+     * is filled for now: the MIME parser (modules/mime), fed by
+     * append_write, is to fill the others before commit.
+     */
+    fa_str_t               meta[6];
+    MDB_val                tail;          /* meta[] end to end, made at commit */
     fa_str_t              *keywords;      /* malloc'd, with their bytes */
     fa_uint_t              nkeywords;
     uint32_t               flags;
@@ -417,7 +425,6 @@ fa_lmdb_append_apply(fa_lmdb_op_t *op, MDB_txn *txn)
     fa_lmdb_box_rec_t    box;
     fa_lmdb_keywords_t   kw;
     fa_lmdb_msg_rec_t    rec;
-    MDB_val              tail = { a->guid.len, a->guid.data };
     uint64_t             id;
     fa_int_t             rc;
 
@@ -436,7 +443,9 @@ fa_lmdb_append_apply(fa_lmdb_op_t *op, MDB_txn *txn)
     rec.size = a->size;
     rec.internal_date = (int64_t) a->internal_date;
     memcpy(rec.body_id, a->body_id, FA_LMDB_BODY_ID_LEN);
-    rec.lens[0] = (uint32_t) a->guid.len;
+    for (int i = 0; i < 6; i++) {
+        rec.lens[i] = (uint32_t) a->meta[i].len;
+    }
     a->result.uidvalidity = box.uidvalidity;
     a->result.uid = box.uidnext++;
     a->result.modseq = rec.modseq;
@@ -445,7 +454,7 @@ fa_lmdb_append_apply(fa_lmdb_op_t *op, MDB_txn *txn)
     u.messages_used++;
 
     if (rc == FA_OK) {
-        rc = fa_lmdb_msg_add(lm, txn, id, a->result.uid, &rec, &tail);
+        rc = fa_lmdb_msg_add(lm, txn, id, a->result.uid, &rec, &a->tail);
     }
     if (rc == FA_OK) {
         rc = fa_lmdb_append_body(a, txn);
@@ -490,6 +499,32 @@ fa_lmdb_append_destroy(fa_lmdb_op_t *op)
     }
     free(a->buf);
     free(a->keywords);
+    free(a->tail.mv_data);
+}
+
+/* the metadata strings end to end, as the message record stores them */
+static fa_int_t
+fa_lmdb_append_tail(fa_append_t *a)
+{
+    size_t   n = 0;
+    u_char  *p;
+
+    a->meta[0] = a->guid;
+    for (int i = 0; i < 6; i++) {
+        n += a->meta[i].len;
+    }
+    p = fa_alloc(n ? n : 1, a->op.lm->log);
+    if (p == NULL) {
+        return FA_ERROR;
+    }
+    a->tail.mv_data = p;
+    a->tail.mv_size = n;
+    for (int i = 0; i < 6; i++) {
+        if (a->meta[i].len) {
+            p = (u_char *) memcpy(p, a->meta[i].data, a->meta[i].len) + a->meta[i].len;
+        }
+    }
+    return FA_OK;
 }
 
 fa_int_t
@@ -497,6 +532,9 @@ fa_lmdb_append_commit(fa_append_t *a, fa_storage_append_pt cb, void *data)
 {
     fa_int_t  rc = a->failed;
 
+    if (rc == FA_OK) {
+        rc = fa_lmdb_append_tail(a);
+    }
     if (rc != FA_OK) {
         fa_lmdb_op_free(&a->op);
         return rc;

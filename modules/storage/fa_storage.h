@@ -191,7 +191,11 @@ typedef struct {
     uint64_t      modseq;
 } fa_append_result_t;
 
-/* callbacks: data is the caller's; results live in the caller's pool */
+/*
+ * Callbacks: data is the caller's; results live in the caller's pool, or,
+ * for calls that take no pool (mailbox_status, quota_get), are valid only
+ * during the callback: copy what you keep.
+ */
 typedef void (*fa_storage_done_pt)(void *data, fa_int_t rc);
 typedef void (*fa_storage_list_pt)(void *data, fa_int_t rc, fa_mailbox_info_t *boxes,
     fa_uint_t n);
@@ -259,7 +263,11 @@ struct fa_storage_backend_s {
     fa_int_t (*message_fd)(fa_msg_stream_t *m, int *fd, uint64_t *offset);
     void     (*message_close)(fa_msg_stream_t *m);
 
-    /* streaming append: begin, write chunks, commit (durable) or abort */
+    /*
+     * Streaming append: begin, write chunks, commit (durable) or abort.
+     * Commit always consumes the append, whatever it returns; after a
+     * failed write, abort (or commit, which then fails).
+     */
     fa_int_t (*append_begin)(fa_storage_t *st, const fa_str_t *user,
                              const fa_str_t *mailbox, const fa_append_request_t *req,
                              fa_append_t **out);
@@ -267,10 +275,18 @@ struct fa_storage_backend_s {
     fa_int_t (*append_commit)(fa_append_t *a, fa_storage_append_pt cb, void *data);
     void     (*append_abort)(fa_append_t *a);
 
-    /* changes, each durable before its callback */
+    /*
+     * Changes, each durable before its callback.  store's results are the
+     * messages of the set with their flags after it (a new MODSEQ where
+     * they changed; none where nothing changed); with UNCHANGEDSINCE, the
+     * ones modified since are left alone, marked FA_FLAG_MODIFIED, and the
+     * status is FA_STORAGE_MODIFIED while the others are stored (RFC 7162).
+     * expunge removes the \Deleted messages: all of them (uids NULL) or
+     * those in the set (UID EXPUNGE).
+     */
     fa_int_t (*store)(fa_mailbox_t *box, const fa_uid_set_t *uids,
                       const fa_store_request_t *req, fa_pool_t *pool,
-                      fa_storage_meta_pt cb, void *data);   /* the changed messages */
+                      fa_storage_meta_pt cb, void *data);
     fa_int_t (*copy)(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_str_t *dest,
                      int move, fa_pool_t *pool, fa_storage_copy_pt cb, void *data);
     fa_int_t (*expunge)(fa_mailbox_t *box, const fa_uid_set_t *uids,   /* NULL: all \Deleted */

@@ -32,6 +32,12 @@
  *   dovecot-keywords     "<index> <name>" lines
  *   facteur-state        what Maildir++ has no place for: MODSEQ, expunges
  *                        and special-use (format in fa_maildir_index.c)
+ *   facteur-cache        ENVELOPE, BODYSTRUCTURE, BODY and the part table of
+ *                        each message, computed at append (fa_maildir_meta.c)
+ *
+ * Namespace: creating "a/b/c" creates "a" and "a/b" too; a deleted mailbox
+ * whose children remain is listed \Noselect (Maildir++ lists the parents of
+ * every folder); a \Noselect name cannot be deleted while it has children.
  *
  * Concurrency: every change takes the folder's dotlock, reads the uidlist
  * and the state again, applies itself, makes the files durable, unlocks.
@@ -127,7 +133,9 @@ typedef struct {
     fa_uint_t      uidlist_new_from;   /* msgs from here are not in the uidlist */
     fa_uint_t      expunges_new_from;  /* expunges from here are not in the state */
     fa_uint_t      state_lines;        /* lines in the state file as read */
+    fa_uint_t      nrecs;              /* records in the uidlist as read */
     unsigned       dirty:1;            /* disagrees with the disk: fix under lock */
+    unsigned       partial:1;          /* index files only: appends, never rewrites */
     unsigned       missing:1;          /* a uidlist record without its file */
     unsigned       uidlist_rewrite:1;
     unsigned       state_rewrite:1;
@@ -274,6 +282,8 @@ typedef struct {
 /* fa_maildir_sync.c: views */
 fa_int_t fa_maildir_view_read(fa_maildir_t *md, const char *dir, fa_maildir_view_t **out);
 fa_int_t fa_maildir_view_locked(fa_maildir_t *md, const char *dir, fa_maildir_view_t **out);
+fa_int_t fa_maildir_view_for_append(fa_maildir_t *md, const char *dir,
+    fa_maildir_view_t **out);
 #define fa_maildir_view_commit(md, v)  fa_maildir_index_write(md, v)
 void fa_maildir_view_release(fa_maildir_t *md, fa_maildir_view_t *v);   /* unlock, free */
 void fa_maildir_view_free(fa_maildir_view_t *v);

@@ -291,7 +291,7 @@ fa_maildir_append_commit(fa_append_t *a, fa_storage_append_pt cb, void *data)
         rc = fa_maildir_quota_check(md, a->loc.root, a->size, 1);
     }
     if (rc == FA_OK) {
-        rc = fa_maildir_view_locked(md, a->loc.dir, &v);
+        rc = fa_maildir_view_for_append(md, a->loc.dir, &v);
     }
     if (rc == FA_OK) {
         rc = fa_maildir_append_place(a, v, &res, &placed);

@@ -26,6 +26,8 @@ typedef struct {
     fa_uint_t            max;             /* room in src_uids while expunging */
     uint64_t             bytes;
     uint64_t             modseq;
+    fa_maildir_cache_t  *cache;           /* the source's metadata records */
+    fa_maildir_buf_t     records;         /* ... for the destination, by new name */
 } fa_maildir_copy_t;
 
 /* the source's keyword letters as the destination's */
@@ -123,8 +125,9 @@ fa_maildir_copy_name(fa_maildir_copy_t *c, fa_maildir_msg_t *m, int fresh, const
 static fa_int_t
 fa_maildir_copy_one(fa_maildir_copy_t *c, fa_maildir_msg_t *m)
 {
-    char              *info, *name, *from, *to;
-    fa_maildir_msg_t  *n;
+    const fa_maildir_meta_t  *meta;
+    char                     *info, *name, *from, *to;
+    fa_maildir_msg_t         *n;
     fa_str_t           guid;
     int                fresh = c->same;
 
@@ -162,6 +165,10 @@ fa_maildir_copy_one(fa_maildir_copy_t *c, fa_maildir_msg_t *m)
         return FA_ERROR;
     }
     fa_maildir_name_parse(n, name);
+    meta = fa_maildir_cache_find(c->cache, m->file + 4, m->base_len);
+    if (meta) {
+        fa_maildir_cache_record(&c->records, n->file + 4, n->base_len, meta);
+    }
     n->uid = c->dst->uidnext++;
     n->modseq = c->modseq;
     n->changed = 1;
@@ -258,6 +265,9 @@ fa_maildir_remove(fa_maildir_copy_t *c, const char *dir, fa_maildir_take_pt take
     {
         rc = fa_maildir_view_commit(c->md, v);
     }
+    if (rc == FA_OK && modseq) {
+        (void) fa_maildir_cache_compact(c->md, v);
+    }
     c->modseq = v->highestmodseq;
     fa_maildir_view_release(c->md, v);
     return rc;
@@ -296,7 +306,8 @@ fa_maildir_copy_into(fa_maildir_copy_t *c, const fa_uid_set_t *uids)
         && (rc = fa_maildir_fsync_dir(c->md, fa_maildir_join(c->pool, c->dst->dir, "cur")))
            == FA_OK
         && (rc = fa_maildir_fsync_dir(c->md, fa_maildir_join(c->pool, c->dst->dir, "new")))
-           == FA_OK)
+           == FA_OK
+        && (rc = fa_maildir_cache_write(c->md, c->dst->dir, &c->records)) == FA_OK)
     {
         rc = fa_maildir_view_commit(c->md, c->dst);
     }
@@ -334,6 +345,10 @@ fa_maildir_copy(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_str_t *des
         rc = FA_ERROR;
     }
     c.same = rc == FA_OK && strcmp(loc.dir, box->loc.dir) == 0;
+    if (rc == FA_OK) {
+        rc = fa_maildir_cache_refresh(c.md, box->loc.dir, &box->cache);
+        c.cache = box->cache;
+    }
     if (rc == FA_OK && !move) {
         rc = fa_maildir_copy_quota(&c, uids, loc.root);
     }
@@ -349,6 +364,7 @@ fa_maildir_copy(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_str_t *des
         rc = fa_maildir_remove(&c, box->loc.dir, fa_maildir_take_moved);
     }
     fa_pool_destroy(c.pool);
+    free(c.records.p);
     d = rc == FA_OK ? fa_maildir_done(c.md, FA_MAILDIR_DONE_COPY, fa_maildir_cb(cb), data)
                     : NULL;
     if (d == NULL) {

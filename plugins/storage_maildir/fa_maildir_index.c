@@ -332,11 +332,15 @@ fa_maildir_state_write(fa_maildir_t *md, fa_maildir_view_t *v)
     fa_maildir_buf_t       b = { NULL, 0, 0, 0 };
     fa_maildir_msg_t      *m = v->msgs.elts;
     fa_maildir_expunge_t  *x = v->expunges.elts;
-    fa_uint_t              i, lines = 0, described = v->msgs.nelts + v->expunges.nelts;
+    fa_uint_t              i, lines = 0, described;
     int                    rewrite;
     fa_int_t               rc;
 
+    described = fa_max(v->msgs.nelts, v->nrecs) + v->expunges.nelts;
     rewrite = v->state_rewrite || !v->state_append_ok || v->state_lines > 2 * described + 64;
+    if (rewrite && v->partial) {
+        return FA_ERROR;             /* a partial view cannot describe the folder */
+    }
     if (rewrite) {
         fa_maildir_state_trim(v);
         x = v->expunges.elts;
@@ -387,6 +391,9 @@ fa_maildir_uidlist_write(fa_maildir_t *md, fa_maildir_view_t *v)
 
     if (!rewrite && v->uidlist_new_from == v->msgs.nelts) {
         return FA_OK;
+    }
+    if (rewrite && v->partial) {
+        return FA_ERROR;
     }
     if (rewrite) {
         fa_maildir_buf_printf(&b, "3 V%u N%u G%s%s%s\n", v->uidvalidity, v->uidnext, v->guid,

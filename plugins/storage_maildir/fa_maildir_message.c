@@ -18,6 +18,7 @@ struct fa_msg_stream_s {
 static void
 fa_maildir_box_free(fa_mailbox_t *box)
 {
+    fa_maildir_cache_free(box->cache);
     fa_maildir_view_free(box->view);
     fa_pool_destroy(box->pool);
 }
@@ -92,10 +93,28 @@ fa_maildir_mailbox_close(fa_mailbox_t *box)
     }
 }
 
-/* a message's metadata, copied into the caller's pool */
+static fa_int_t
+fa_maildir_meta_copy(fa_pool_t *pool, const fa_str_t *from, fa_str_t *to)
+{
+    to->len = from->len;
+    to->data = fa_pnalloc(pool, from->len + 1);
+    if (to->data == NULL) {
+        return FA_ERROR;
+    }
+    if (from->len) {
+        memcpy(to->data, from->data, from->len);
+    }
+    to->data[from->len] = '\0';
+    return FA_OK;
+}
+
+/*
+ * A message's metadata, copied into the caller's pool; the strings only
+ * when given (fetch_meta: store and changes_since results carry none).
+ */
 fa_int_t
 fa_maildir_meta_fill(fa_maildir_view_t *v, fa_maildir_msg_t *m, fa_pool_t *pool,
-    fa_message_meta_t *meta)
+    const fa_maildir_meta_t *strings, fa_message_meta_t *meta)
 {
     fa_str_t     guid = fa_maildir_msg_guid(m);
     struct stat  sb;
@@ -109,19 +128,57 @@ fa_maildir_meta_fill(fa_maildir_view_t *v, fa_maildir_msg_t *m, fa_pool_t *pool,
     meta->size = m->size;
     fa_snprintf(path, sizeof(path), "%s/%s", v->dir, m->file);
     meta->internal_date = stat(path, &sb) == 0 ? sb.st_mtime : time(NULL);
-    meta->guid.len = guid.len;
-    meta->guid.data = fa_pnalloc(pool, guid.len + 1);
-    if (meta->guid.data == NULL) {
+    if (fa_maildir_meta_copy(pool, &guid, &meta->guid) != FA_OK) {
         return FA_ERROR;
     }
-    memcpy(meta->guid.data, guid.data, guid.len);
-    meta->guid.data[guid.len] = '\0';
-    /*
-     * envelope, bodystructure, body, mime and headers stay empty: they come
-     * from the MIME module (modules/mime), which this plugin will call and
-     * cache beside the uidlist once its header is installed.
-     */
+    if (strings == NULL || !strings->present) {
+        return FA_OK;
+    }
+    /* headers (for SEARCH and SORT) stay empty until their format is settled */
+    if (fa_maildir_meta_copy(pool, &strings->f[FA_MAILDIR_META_ENVELOPE], &meta->envelope)
+            != FA_OK
+        || fa_maildir_meta_copy(pool, &strings->f[FA_MAILDIR_META_BODYSTRUCTURE],
+                                &meta->bodystructure) != FA_OK
+        || fa_maildir_meta_copy(pool, &strings->f[FA_MAILDIR_META_BODY], &meta->body) != FA_OK
+        || fa_maildir_meta_copy(pool, &strings->f[FA_MAILDIR_META_MIME], &meta->mime) != FA_OK)
+    {
+        return FA_ERROR;
+    }
     return FA_OK;
+}
+
+/* the metadata of the messages in uids, strings from facteur-cache */
+static fa_int_t
+fa_maildir_fetch_fill(fa_mailbox_t *box, const fa_uid_set_t *uids, fa_pool_t *pool,
+    fa_message_meta_t *out, fa_uint_t *n)
+{
+    fa_maildir_view_t  *v = box->view;
+    fa_maildir_msg_t   *m = v->msgs.elts;
+    fa_maildir_buf_t    add = { NULL, 0, 0, 0 };
+    fa_maildir_meta_t   strings;
+    fa_pool_t          *tmp = fa_pool_create(16384, box->md->log);   /* parser trees */
+    fa_int_t            rc;
+
+    if (tmp == NULL) {
+        return FA_ERROR;
+    }
+    rc = fa_maildir_cache_refresh(box->md, v->dir, &box->cache);
+    for (fa_uint_t i = 0; rc == FA_OK && i < v->msgs.nelts; i++) {
+        if (!fa_uid_set_contains(uids, m[i].uid)) {
+            continue;
+        }
+        rc = fa_maildir_cache_get(box->md, box->cache, v, &m[i], tmp, &add, &strings);
+        if (rc == FA_OK) {
+            rc = fa_maildir_meta_fill(v, &m[i], pool, &strings, &out[(*n)++]);
+        }
+    }
+    /* records of messages parsed just now: best effort, the next fetch retries */
+    if (rc == FA_OK && add.n) {
+        (void) fa_maildir_cache_write(box->md, v->dir, &add);
+    }
+    free(add.p);
+    fa_pool_destroy(tmp);
+    return rc;
 }
 
 fa_int_t
@@ -129,7 +186,6 @@ fa_maildir_fetch_meta(fa_mailbox_t *box, const fa_uid_set_t *uids, fa_pool_t *po
     fa_storage_meta_pt cb, void *data)
 {
     fa_maildir_done_t  *d;
-    fa_maildir_msg_t   *m;
     fa_message_meta_t  *out;
     fa_uint_t           n = 0;
     fa_int_t            rc;
@@ -137,17 +193,12 @@ fa_maildir_fetch_meta(fa_mailbox_t *box, const fa_uid_set_t *uids, fa_pool_t *po
     if ((rc = fa_maildir_box_refresh(box)) != FA_OK) {
         return rc;
     }
-    m = box->view->msgs.elts;
     out = fa_palloc(pool, (box->view->msgs.nelts + 1) * sizeof(fa_message_meta_t));
     if (out == NULL) {
         return FA_ERROR;
     }
-    for (fa_uint_t i = 0; i < box->view->msgs.nelts; i++) {
-        if (fa_uid_set_contains(uids, m[i].uid)) {
-            if (fa_maildir_meta_fill(box->view, &m[i], pool, &out[n++]) != FA_OK) {
-                return FA_ERROR;
-            }
-        }
+    if ((rc = fa_maildir_fetch_fill(box, uids, pool, out, &n)) != FA_OK) {
+        return rc;
     }
     d = fa_maildir_done(box->md, FA_MAILDIR_DONE_META, fa_maildir_cb(cb), data);
     if (d == NULL) {
@@ -313,7 +364,7 @@ fa_maildir_store(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_store_req
         }
         if (req->unchangedsince && m[i].modseq > req->unchangedsince) {
             modified = 1;                      /* CONDSTORE: left as it is, and said so */
-            rc = fa_maildir_meta_fill(v, &m[i], pool, &out[n]);
+            rc = fa_maildir_meta_fill(v, &m[i], pool, NULL, &out[n]);
             out[n++].flags |= FA_FLAG_MODIFIED;
             continue;
         }
@@ -325,7 +376,7 @@ fa_maildir_store(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_store_req
             rc = fa_maildir_store_one(md, v, &m[i], flags, kw, modseq);
         }
         if (rc == FA_OK) {
-            rc = fa_maildir_meta_fill(v, &m[i], pool, &out[n++]);
+            rc = fa_maildir_meta_fill(v, &m[i], pool, NULL, &out[n++]);
         }
     }
     if (rc == FA_OK && modseq) {
@@ -369,7 +420,8 @@ fa_maildir_changes_since(fa_mailbox_t *box, uint64_t modseq, fa_pool_t *pool,
     }
     for (fa_uint_t i = 0; i < v->msgs.nelts; i++) {
         if (m[i].modseq > modseq
-            && fa_maildir_meta_fill(v, &m[i], pool, &ch->changed[ch->nchanged++]) != FA_OK)
+            && fa_maildir_meta_fill(v, &m[i], pool, NULL, &ch->changed[ch->nchanged++])
+               != FA_OK)
         {
             return FA_ERROR;
         }

@@ -247,21 +247,45 @@ fa_maildir_view_free(fa_maildir_view_t *v)
     }
 }
 
+/* the three index files, and UIDNEXT from the uidlist's records */
+static fa_int_t
+fa_maildir_view_index(fa_maildir_t *md, fa_maildir_view_t *v, fa_array_t *recs,
+    fa_array_t *lines)
+{
+    fa_maildir_rec_t  *r;
+    fa_int_t           rc;
+
+    if (fa_array_init(recs, v->pool, 64, sizeof(fa_maildir_rec_t)) != FA_OK
+        || fa_array_init(lines, v->pool, 64, sizeof(fa_maildir_line_t)) != FA_OK)
+    {
+        return FA_ERROR;
+    }
+    if ((rc = fa_maildir_uidlist_read(md, v, recs)) != FA_OK
+        || (rc = fa_maildir_keywords_read(md, v)) != FA_OK
+        || (rc = fa_maildir_state_read(md, v, lines)) != FA_OK)
+    {
+        return rc;
+    }
+    r = recs->elts;
+    v->uidnext = fa_max(v->uidnext, 1);
+    for (fa_uint_t i = 0; i < recs->nelts; i++) {
+        v->uidnext = fa_max(v->uidnext, r[i].uid + 1);
+    }
+    v->nrecs = recs->nelts;
+    v->expunges_new_from = v->expunges.nelts;
+    return FA_OK;
+}
+
 static fa_int_t
 fa_maildir_view_load(fa_maildir_t *md, fa_maildir_view_t *v, int locked)
 {
     fa_array_t  recs, ents, lines;
     fa_int_t    rc;
 
-    if (fa_array_init(&recs, v->pool, 64, sizeof(fa_maildir_rec_t)) != FA_OK
-        || fa_array_init(&ents, v->pool, 64, sizeof(fa_maildir_ent_t)) != FA_OK
-        || fa_array_init(&lines, v->pool, 64, sizeof(fa_maildir_line_t)) != FA_OK)
-    {
+    if (fa_array_init(&ents, v->pool, 64, sizeof(fa_maildir_ent_t)) != FA_OK) {
         return FA_ERROR;
     }
-    if ((rc = fa_maildir_uidlist_read(md, v, &recs)) != FA_OK
-        || (rc = fa_maildir_keywords_read(md, v)) != FA_OK
-        || (rc = fa_maildir_state_read(md, v, &lines)) != FA_OK
+    if ((rc = fa_maildir_view_index(md, v, &recs, &lines)) != FA_OK
         || (rc = fa_maildir_scan(md, v, &ents)) != FA_OK
         || (rc = fa_maildir_merge(md, v, &recs, &ents)) != FA_OK)
     {
@@ -280,16 +304,7 @@ fa_maildir_view_load(fa_maildir_t *md, fa_maildir_view_t *v, int locked)
             return rc;
         }
     }
-    v->uidnext = fa_max(v->uidnext, 1);
-    if (recs.nelts) {
-        uint32_t last = 0;
-        for (fa_uint_t i = 0; i < recs.nelts; i++) {
-            last = fa_max(last, ((fa_maildir_rec_t *) recs.elts)[i].uid);
-        }
-        v->uidnext = fa_max(v->uidnext, last + 1);
-    }
     v->uidlist_new_from = v->msgs.nelts;
-    v->expunges_new_from = v->expunges.nelts;
     if ((rc = fa_maildir_attach_state(v, &lines)) != FA_OK) {
         return rc;
     }
@@ -392,6 +407,42 @@ fa_maildir_view_locked(fa_maildir_t *md, const char *dir, fa_maildir_view_t **ou
     }
     *out = v;
     return FA_OK;
+}
+
+/*
+ * For an append: the folder locked and its index files read, but not its
+ * directories.  A new message only adds a line to the uidlist and one to
+ * the state, so the view need not list the others; when either file needs
+ * a rewrite (or the folder has no uidlist yet) it takes the whole view.
+ * What other programs changed is folded in by the next full view.
+ */
+fa_int_t
+fa_maildir_view_for_append(fa_maildir_t *md, const char *dir, fa_maildir_view_t **out)
+{
+    fa_maildir_view_t  *v = fa_maildir_view_new(md, dir);
+    fa_array_t          recs, lines;
+    fa_int_t            rc;
+
+    if (v == NULL) {
+        return FA_ERROR;
+    }
+    rc = fa_maildir_lock(md, dir, FA_MAILDIR_UIDLIST);
+    if (rc != FA_OK) {
+        fa_maildir_view_free(v);
+        return rc;
+    }
+    rc = fa_maildir_view_index(md, v, &recs, &lines);
+    if (rc == FA_OK && v->uidvalidity && v->uidlist_append_ok && !v->uidlist_rewrite
+        && v->state_append_ok
+        && v->state_lines + 1 <= 2 * (v->nrecs + 1 + v->expunges.nelts) + 64)
+    {
+        v->partial = 1;
+        v->uidlist_new_from = 0;
+        *out = v;
+        return FA_OK;
+    }
+    fa_maildir_view_release(md, v);
+    return rc == FA_OK ? fa_maildir_view_locked(md, dir, out) : rc;
 }
 
 void

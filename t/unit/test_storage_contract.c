@@ -69,6 +69,14 @@ test_namespace(void)
     is_int(t_status(ALICE, "inbox", &s2), FA_OK, "INBOX is case-insensitive");
     is_int(s2.uidvalidity, s1.uidvalidity, "same mailbox");
     is_int(t_status(ALICE, "Nope", &s2), FA_STORAGE_NOTFOUND, "status of nothing");
+}
+
+static void
+test_rename_delete(void)
+{
+    fa_mailbox_status_t  s1, s2;
+    fa_mailbox_info_t   *b;
+    t_res_t              r;
 
     /* rename keeps the mailbox (UIDVALIDITY, messages) and moves the subtree */
     t_append(ALICE, "Archive", 1, 100, NULL);
@@ -589,6 +597,7 @@ main(int argc, char **argv)
     }
     printf("# backend \"%s\" in %s\n", t_st->backend->name, t_dir);
     test_namespace();
+    test_rename_delete();
     test_uids_and_modseq();
     test_append_sizes();
     test_append_large();
