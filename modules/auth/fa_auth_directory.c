@@ -15,7 +15,7 @@
 #include "fa_auth_directory_lmdb.h"
 #include <sys/stat.h>
 
-#define FA_AUTH_MAP_SIZE   (64 * 1024 * 1024)   /* grows when full */
+size_t  fa_auth_dir_map_size = 64 * 1024 * 1024;   /* grows when full */
 
 
 static const char *const  fa_auth_errors[] = {
@@ -176,7 +176,7 @@ fa_auth_dir_open(const char *path, int readonly, fa_log_t *log)
     }
     if ((rc = mdb_env_create(&d->env)) != 0
         || (rc = mdb_env_set_maxdbs(d->env, 4)) != 0
-        || (rc = mdb_env_set_mapsize(d->env, FA_AUTH_MAP_SIZE)) != 0
+        || (rc = mdb_env_set_mapsize(d->env, fa_auth_dir_map_size)) != 0
         || (rc = mdb_env_open(d->env, path, flags, 0640)) != 0
         || (rc = mdb_reader_check(d->env, &dead)) != 0
         || (rc = mdb_txn_begin(d->env, NULL, readonly ? MDB_RDONLY : 0, &txn)) != 0)
@@ -186,14 +186,10 @@ fa_auth_dir_open(const char *path, int readonly, fa_log_t *log)
         return NULL;
     }
     flags = readonly ? 0 : MDB_CREATE;
-    if ((rc = mdb_dbi_open(txn, "domains", flags, &d->domains)) != 0
-        || (rc = mdb_dbi_open(txn, "users", flags, &d->users)) != 0
-        || (rc = mdb_dbi_open(txn, "aliases", flags, &d->aliases)) != 0
-        || (rc = mdb_txn_commit(txn)) != 0)
-    {
-        if (rc != 0 && txn) {
-            mdb_txn_abort(txn);
-        }
+    rc = mdb_dbi_open(txn, "domains", flags, &d->domains);
+    rc = rc ? rc : mdb_dbi_open(txn, "users", flags, &d->users);
+    rc = rc ? rc : mdb_dbi_open(txn, "aliases", flags, &d->aliases);
+    if ((rc = fa_auth_txn_end(txn, rc)) != 0) {
         fa_log_error(FA_LOG_ERR, log, 0, "auth directory \"%s\": %s", path, mdb_strerror(rc));
         fa_auth_dir_close(d);
         return NULL;
@@ -214,6 +210,21 @@ fa_auth_dir_close(fa_auth_dir_t *d)
 }
 
 /* ---- generic record access ---- */
+
+/*
+ * End a write transaction: commit after a successful change, abort after a
+ * failed one.  mdb_txn_commit frees the transaction even when it fails, so
+ * nothing may abort it afterwards.
+ */
+int
+fa_auth_txn_end(MDB_txn *txn, int rc)
+{
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
 
 typedef enum { FA_AUTH_PUT_NEW, FA_AUTH_PUT_REPLACE, FA_AUTH_PUT_EXISTING } fa_auth_put_t;
 
@@ -239,15 +250,13 @@ fa_auth_put(fa_auth_dir_t *d, MDB_dbi dbi, MDB_val *key, MDB_val *val, fa_auth_p
             mdb_txn_abort(txn);
             return FA_AUTH_NOTFOUND;
         }
-        rc = mdb_put(txn, dbi, key, val, 0);
-        rc = rc ? rc : mdb_txn_commit(txn);
+        rc = fa_auth_txn_end(txn, mdb_put(txn, dbi, key, val, 0));
         if (rc == 0) {
             return FA_OK;
         }
         if (rc != MDB_MAP_FULL) {
             return fa_auth_lmdb_error(d, rc, "write");
         }
-        mdb_txn_abort(txn);
         mdb_env_info(d->env, &info);
         if ((rc = mdb_env_set_mapsize(d->env, info.me_mapsize * 2)) != 0) {
             return fa_auth_lmdb_error(d, rc, "growing the map");
@@ -270,9 +279,8 @@ fa_auth_delete(fa_auth_dir_t *d, MDB_dbi dbi, MDB_val *key)
         mdb_txn_abort(txn);
         return FA_AUTH_NOTFOUND;
     }
-    rc = rc ? rc : mdb_txn_commit(txn);
+    rc = fa_auth_txn_end(txn, rc);
     if (rc != 0) {
-        mdb_txn_abort(txn);
         return fa_auth_lmdb_error(d, rc, "delete");
     }
     return FA_OK;

@@ -30,6 +30,9 @@
 
 typedef struct fa_auth_dir_s  fa_auth_dir_t;
 
+/* the map a new directory starts with; it doubles when full (tests shrink it) */
+extern size_t  fa_auth_dir_map_size;
+
 typedef struct {
     fa_str_t    address;         /* canonical "local@domain" */
     fa_str_t    password;        /* the stored hash, e.g. "$y$..." */

@@ -16,6 +16,7 @@ struct fa_auth_dir_s {
     fa_log_t   *log;
 };
 
+int fa_auth_txn_end(MDB_txn *txn, int rc);
 MDB_val fa_auth_key(const fa_str_t *address, u_char *buf);
 fa_int_t fa_auth_lmdb_error(fa_auth_dir_t *d, int rc, const char *what);
 fa_int_t fa_auth_delete(fa_auth_dir_t *d, MDB_dbi dbi, MDB_val *key);

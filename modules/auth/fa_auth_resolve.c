@@ -133,10 +133,9 @@ fa_auth_alias_update(fa_auth_dir_t *d, const fa_str_t *address, const fa_str_t *
     val.mv_data = buf;
     val.mv_size = (size_t) n;
     rc = n ? mdb_put(txn, d->aliases, &key, &val, 0) : mdb_del(txn, d->aliases, &key, NULL);
-    rc = rc ? rc : mdb_txn_commit(txn);
+    rc = fa_auth_txn_end(txn, rc);
     free(buf);
     if (rc != 0) {
-        mdb_txn_abort(txn);
         return fa_auth_lmdb_error(d, rc, "alias update");
     }
     return FA_OK;

@@ -147,6 +147,45 @@ test_directory(fa_auth_dir_t *d)
     is_int(n, 0, "no domains left");
 }
 
+/*
+ * A directory whose map starts tiny must grow as users are added: every
+ * write that hits MDB_MAP_FULL (in the put or in the commit) is retried in
+ * a bigger map, and nothing is lost or freed twice on the way.
+ */
+static void
+test_map_growth(const char *dir)
+{
+    char            path[64], name[64];
+    fa_auth_dir_t  *d;
+    fa_str_t        dom = S("grow.example"), user;
+    fa_auth_user_t  u;
+    int             added = 0, found = 0;
+    size_t          saved = fa_auth_dir_map_size;
+
+    fa_snprintf(path, sizeof(path), "%s/small", dir);
+    fa_auth_dir_map_size = 32 * 1024;
+    d = fa_auth_dir_open(path, 0, &fa_log_stderr);
+    fa_auth_dir_map_size = saved;
+    ok(d != NULL, "a directory with a 32 KB map");
+    if (d == NULL) {
+        return;
+    }
+    fa_auth_domain_add(d, &dom);
+    for (int i = 0; i < 3000; i++) {
+        user.len = fa_snprintf(name, sizeof(name), "user%04d@grow.example", i);
+        user.data = (u_char *) name;
+        added += fa_auth_user_add(d, &user, "$y$j9T$0123456789abcdef$0123456789abcdef0123456789abcdef012") == FA_OK;
+    }
+    is_int(added, 3000, "3,000 users added through several map growths");
+    for (int i = 0; i < 3000; i += 7) {
+        user.len = fa_snprintf(name, sizeof(name), "user%04d@grow.example", i);
+        user.data = (u_char *) name;
+        found += fa_auth_user_get(d, &user, pool, &u) == FA_OK;
+    }
+    is_int(found, 429, "and every one reads back");
+    fa_auth_dir_close(d);
+}
+
 int
 main(void)
 {
@@ -170,6 +209,7 @@ main(void)
     d = fa_auth_dir_open(path, 1, &fa_log_stderr);
     ok(d != NULL, "directory reopened read-only");
     fa_auth_dir_close(d);
+    test_map_growth(dir);
     fa_snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     (void) !system(cmd);
     fa_pool_destroy(pool);
