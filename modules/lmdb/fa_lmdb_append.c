@@ -15,6 +15,7 @@
  */
 
 #include "fa_lmdb.h"
+#include "fa_mime.h"
 #include <dirent.h>
 #include <sys/random.h>
 
@@ -30,11 +31,14 @@ struct fa_append_s {
     fa_str_t               guid;
     /*
      * The record's strings, in fa_lmdb_msg_rec_t order: GUID, ENVELOPE,
-     * BODYSTRUCTURE, BODY, the part table, cached headers.  Only the GUID
-     * is filled for now: the MIME parser (modules/mime), fed by
-     * append_write, is to fill the others before commit.
+     * BODYSTRUCTURE, BODY, the part table, cached headers.  The MIME parser
+     * is fed by append_write as the bytes stream past, and commit renders
+     * the others from its tree, so nothing re-reads the message.  (The
+     * cached headers for SEARCH/SORT are not built yet.)
      */
     fa_str_t               meta[6];
+    fa_pool_t             *mime_pool;     /* the parser's state and the renders */
+    fa_mime_parser_t      *mime;
     MDB_val                tail;          /* meta[] end to end, made at commit */
     fa_str_t              *keywords;      /* malloc'd, with their bytes */
     fa_uint_t              nkeywords;
@@ -223,7 +227,9 @@ fa_lmdb_append_begin(fa_storage_t *st, const fa_str_t *user, const fa_str_t *mai
     a->flags = req->flags & (FA_FLAG_SEEN | FA_FLAG_ANSWERED | FA_FLAG_FLAGGED
                              | FA_FLAG_DELETED | FA_FLAG_DRAFT);
     a->internal_date = req->internal_date ? req->internal_date : time(NULL);
-    rc = fa_lmdb_append_keywords(a, req);
+    a->mime_pool = fa_pool_create(4096, lm->log);
+    a->mime = a->mime_pool ? fa_mime_parser_create(a->mime_pool, NULL) : NULL;
+    rc = a->mime ? fa_lmdb_append_keywords(a, req) : FA_ERROR;
     if (rc == FA_OK) {
         rc = fa_lmdb_append_check(lm, a, req->size_hint);
     }
@@ -318,6 +324,9 @@ fa_lmdb_append_write(fa_append_t *a, const u_char *data, size_t len)
     }
     rc = a->blob ? fa_lmdb_append_file_write(a, data, len)
                  : fa_lmdb_append_buffer(a, data, len);
+    if (rc == FA_OK) {
+        rc = fa_mime_parser_feed(a->mime, data, len);     /* fails only without memory */
+    }
     if (rc != FA_OK) {
         a->failed = rc;
         return rc;
@@ -500,6 +509,30 @@ fa_lmdb_append_destroy(fa_lmdb_op_t *op)
     free(a->buf);
     free(a->keywords);
     free(a->tail.mv_data);
+    fa_pool_destroy(a->mime_pool);
+}
+
+/* ENVELOPE, BODYSTRUCTURE, BODY and the part table, from the parsed tree */
+static fa_int_t
+fa_lmdb_append_mime(fa_append_t *a)
+{
+    fa_mime_part_t  *root = fa_mime_parser_finish(a->mime);
+    fa_mime_buf_t    b;
+
+    if (root == NULL) {
+        return FA_ERROR;
+    }
+    for (int i = 1; i <= 3; i++) {
+        if (fa_mime_buf_init(&b, a->mime_pool, 512) != FA_OK
+            || (i == 1 ? fa_mime_render_envelope(&b, root)
+                       : fa_mime_render_bodystructure(&b, root, i == 2)) != FA_OK)
+        {
+            return FA_ERROR;
+        }
+        a->meta[i].data = b.data;
+        a->meta[i].len = b.len;
+    }
+    return fa_mime_serialize(root, a->mime_pool, &a->meta[4]);
 }
 
 /* the metadata strings end to end, as the message record stores them */
@@ -532,6 +565,9 @@ fa_lmdb_append_commit(fa_append_t *a, fa_storage_append_pt cb, void *data)
 {
     fa_int_t  rc = a->failed;
 
+    if (rc == FA_OK) {
+        rc = fa_lmdb_append_mime(a);
+    }
     if (rc == FA_OK) {
         rc = fa_lmdb_append_tail(a);
     }

@@ -126,6 +126,83 @@ test_blobs(void)
     is_int(count_files("blobs"), before, "the file goes with the last reference");
 }
 
+/* append MSG in small pieces; returns the new UID (0 on failure) */
+static uint32_t
+append_text(const char *mailbox, const char *msg, size_t len)
+{
+    fa_str_t             u = S(USER), mb = S(mailbox);
+    fa_append_request_t  req;
+    fa_append_t         *a;
+    t_res_t              r;
+
+    memset(&req, 0, sizeof(req));
+    if (B->append_begin(t_st, &u, &mb, &req, &a) != FA_OK) {
+        return 0;
+    }
+    for (size_t off = 0; off < len; off += 7) {      /* the parser sees odd chunks */
+        if (B->append_write(a, (const u_char *) msg + off, fa_min(7, len - off)) != FA_OK) {
+            B->append_abort(a);
+            return 0;
+        }
+    }
+    return T_CALL(&r, B->append_commit(a, t_append_cb, &r)) == FA_OK ? r.app.uid : 0;
+}
+
+/*
+ * The metadata record is computed once, at append, by the MIME parser fed
+ * with the stream: FETCH ENVELOPE and BODYSTRUCTURE never re-read the body.
+ */
+static int
+has(const fa_str_t *s, const char *text)
+{
+    return s->len && memmem(s->data, s->len, text, strlen(text)) != NULL;
+}
+
+static void
+test_mime_metadata(void)
+{
+    static const char  msg[] =
+        "From: Alice <alice@example.org>\r\n"
+        "To: bob@example.org\r\n"
+        "Subject: quarterly figures\r\n"
+        "Message-ID: <m1@example.org>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+        "\r\n"
+        "--b1\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n"
+        "See attached.\r\n"
+        "--b1\r\n"
+        "Content-Type: application/pdf; name=\"q3.pdf\"\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        "\r\n"
+        "JVBERi0xLjQK\r\n"
+        "--b1--\r\n";
+    fa_mailbox_t  *box;
+    t_res_t        r;
+    uint32_t       uid;
+
+    t_create(USER, "Mime", 0);
+    uid = append_text("Mime", msg, sizeof(msg) - 1);
+    ok(uid > 0, "a multipart message appended in 7-byte pieces");
+    t_open(USER, "Mime", &box, NULL);
+    t_fetch(box, uid, uid, &r);
+    ok(r.rc == FA_OK && r.n == 1, "its metadata fetched");
+    if (r.rc == FA_OK && r.n == 1) {
+        fa_message_meta_t *m = &r.msgs[0];
+        ok(has(&m->envelope, "\"quarterly figures\""), "ENVELOPE cached, with the subject");
+        ok(has(&m->envelope, "((\"Alice\" NIL \"alice\" \"example.org\"))"),
+           "and the sender's address");
+        ok(m->bodystructure.len && m->bodystructure.data[0] == '('
+           && has(&m->bodystructure, "\"mixed\"") && has(&m->bodystructure, "\"pdf\""),
+           "BODYSTRUCTURE cached, multipart/mixed with the PDF part");
+        ok(m->body.len > 0 && m->body.len < m->bodystructure.len, "BODY cached, shorter");
+        ok(m->mime.len > 0, "the part table cached for BODY[section]");
+    }
+    B->mailbox_close(box);
+}
+
 /* in a new store: the map of the others has grown past 2 MB already */
 static void
 test_full_map(void)
@@ -220,6 +297,7 @@ main(int argc, char **argv)
     }
     test_growth_elsewhere(argv[0]);
     test_blobs();
+    test_mime_metadata();
     test_close_drains(tmpl);
     test_full_map();
     t_teardown(1);
