@@ -38,6 +38,7 @@ typedef struct {
 
 extern const fa_ctl_command_t  fa_ctl_directory_commands[];
 extern const fa_ctl_command_t  fa_ctl_import_commands[];
+extern const fa_ctl_command_t  fa_ctl_mailbox_commands[];
 
 int fa_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fa_ctl_read_password(fa_ctl_t *ctl, char *buf, size_t size);

@@ -10,6 +10,7 @@ extern fa_module_t  *fa_modules[];     /* objs/fa_modules.c */
 static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_directory_commands,
     fa_ctl_import_commands,
+    fa_ctl_mailbox_commands,
 };
 
 int

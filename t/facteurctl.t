@@ -140,4 +140,27 @@ like($out, qr/\(0 new, 2 updated\)/, 'importing again updates, nothing is duplic
 ($rc, $out) = ctl("dave\@example.org:$sha\n", qw(import passwd-file -));
 is($rc, 0, 'import from standard input') or diag($out);
 
+# mailboxes, through the storage contract (the LMDB store)
+$t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n"
+               . "storage lmdb { path var/mail; }\n");
+SKIP: {
+    my ($trc) = $t->run_config_test;
+    skip 'the LMDB store is not built', 8 if $trc != 0;
+    ($rc, $out) = ctl(undef, qw(mailbox list carol@example.org));
+    is($out, "INBOX subscribed\n", 'a new user has an INBOX') or diag($out);
+    ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Work/Reports));
+    is($rc, 0, 'mailbox create') or diag($out);
+    ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Work/Reports));
+    like($out, qr/mailbox "Work\/Reports": mailbox already exists/, 'twice: refused');
+    ($rc, $out) = ctl(undef, qw(mailbox list carol@example.org));
+    is($out, "INBOX subscribed\nWork\nWork/Reports\n", 'mailbox list shows the tree');
+    ($rc, $out) = ctl(undef, qw(mailbox delete carol@example.org Work/Reports));
+    is($rc, 0, 'mailbox delete') or diag($out);
+    ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org ../escape));
+    like($out, qr/invalid mailbox name/, 'a name with .. is refused');
+    ($rc, $out) = ctl(undef, qw(mailbox list nobody@example.org));
+    is($rc, 1, 'mailboxes of a user who does not exist: refused');
+    like($out, qr/user "nobody\@example.org": not found/, 'and says so');
+}
+
 done_testing;

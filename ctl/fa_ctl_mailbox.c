@@ -1,0 +1,180 @@
+/*
+ * facteurctl mailbox list|create|delete USER [NAME]: a user's mailboxes in
+ * the default store, through the storage contract like any protocol module.
+ * The contract is asynchronous, so facteurctl runs an event loop of its own
+ * and waits (bounded) for each completion.
+ */
+
+#include "fa_ctl.h"
+#include "fa_auth_directory.h"
+#include "fa_storage.h"
+
+#define FA_CTL_STORAGE_TIMEOUT  60000     /* ms for one operation */
+
+typedef struct {
+    int                  done;
+    fa_int_t             rc;
+    fa_mailbox_info_t   *boxes;
+    fa_uint_t            n;
+} fa_ctl_wait_t;
+
+static void
+fa_ctl_done_cb(void *data, fa_int_t rc)
+{
+    fa_ctl_wait_t  *w = data;
+
+    w->rc = rc;
+    w->done = 1;
+}
+
+static void
+fa_ctl_list_cb(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uint_t n)
+{
+    fa_ctl_wait_t  *w = data;
+
+    w->boxes = boxes;
+    w->n = n;
+    fa_ctl_done_cb(data, rc);
+}
+
+/* the call's own status, or (FA_AGAIN) what the callback said, bounded in time */
+static fa_int_t
+fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc)
+{
+    fa_msec_t  deadline = fa_current_msec + FA_CTL_STORAGE_TIMEOUT;
+
+    if (rc != FA_AGAIN) {
+        return rc;
+    }
+    while (!w->done && fa_current_msec < deadline) {
+        fa_event_process(ctl->cycle);
+    }
+    return w->done ? w->rc : FA_STORAGE_TEMPFAIL;
+}
+
+/* the store, opened in this process, and the user, who must be in the directory */
+static fa_storage_t *
+fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
+{
+    fa_str_t        in = { strlen(arg), (u_char *) arg };
+    fa_auth_dir_t  *d;
+    fa_auth_user_t  u;
+    fa_storage_t   *st = fa_storage_get(ctl->cycle, NULL);
+    fa_int_t        rc;
+
+    if (fa_auth_address_normalize(ctl->pool, &in, user) != FA_OK || user->data[0] == '@') {
+        fa_ctl_error("invalid address \"%s\"", arg);
+        return NULL;
+    }
+    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 0, &fa_log_stderr);
+    rc = d ? fa_auth_user_get(d, user, ctl->pool, &u) : FA_ERROR;
+    fa_auth_dir_close(d);
+    if (rc != FA_OK) {
+        fa_ctl_error("user \"%s\": %s", (char *) user->data, fa_auth_strerror(rc));
+        return NULL;
+    }
+    if (st == NULL) {
+        fa_ctl_error("the configuration has no \"storage\" block");
+        return NULL;
+    }
+    fa_cycle = ctl->cycle;
+    if (fa_event_init(ctl->cycle) != FA_OK || fa_storage_open_all(ctl->cycle) != FA_OK) {
+        fa_ctl_error("the store cannot be opened (see above)");
+        return NULL;
+    }
+    return st;
+}
+
+static int
+fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name)
+{
+    if (rc == FA_OK) {
+        return FA_CTL_OK;
+    }
+    fa_ctl_error("%s \"%s\": %s", what, name, fa_storage_strerror(rc));
+    return (rc == FA_ERROR || rc == FA_STORAGE_CORRUPT || rc == FA_STORAGE_TEMPFAIL)
+           ? FA_CTL_FAILED : FA_CTL_REFUSED;
+}
+
+static const char *
+fa_ctl_special_use(uint32_t use)
+{
+    static const struct { uint32_t bit; const char *name; } names[] = {
+        { FA_USE_ALL, "\\All" }, { FA_USE_ARCHIVE, "\\Archive" },
+        { FA_USE_DRAFTS, "\\Drafts" }, { FA_USE_FLAGGED, "\\Flagged" },
+        { FA_USE_JUNK, "\\Junk" }, { FA_USE_SENT, "\\Sent" }, { FA_USE_TRASH, "\\Trash" },
+    };
+
+    for (size_t i = 0; i < fa_nelems(names); i++) {
+        if (use & names[i].bit) {
+            return names[i].name;
+        }
+    }
+    return NULL;
+}
+
+static int
+fa_ctl_mailbox_list(fa_ctl_t *ctl, int argc, char **argv)
+{
+    fa_ctl_wait_t   w = { 0 };
+    fa_storage_t   *st;
+    fa_str_t        user;
+    fa_int_t        rc;
+
+    (void) argc;
+    if ((st = fa_ctl_store(ctl, argv[0], &user)) == NULL) {
+        return FA_CTL_REFUSED;
+    }
+    rc = fa_ctl_wait(ctl, &w, st->backend->mailbox_list(st, &user, ctl->pool,
+                                                       fa_ctl_list_cb, &w));
+    if (rc != FA_OK) {
+        return fa_ctl_storage_status(rc, "user", (char *) user.data);
+    }
+    for (fa_uint_t i = 0; i < w.n; i++) {
+        const char *use = fa_ctl_special_use(w.boxes[i].special_use);
+        printf("%.*s%s%s%s%s\n", (int) w.boxes[i].name.len, w.boxes[i].name.data,
+               use ? " " : "", use ? use : "", w.boxes[i].noselect ? " \\Noselect" : "",
+               w.boxes[i].subscribed ? " subscribed" : "");
+    }
+    return FA_CTL_OK;
+}
+
+static int
+fa_ctl_mailbox_change(fa_ctl_t *ctl, char **argv, int create)
+{
+    fa_ctl_wait_t   w = { 0 };
+    fa_storage_t   *st;
+    fa_str_t        user, name = { strlen(argv[1]), (u_char *) argv[1] };
+    fa_int_t        rc;
+
+    if ((st = fa_ctl_store(ctl, argv[0], &user)) == NULL) {
+        return FA_CTL_REFUSED;
+    }
+    if (fa_storage_mailbox_name_valid(&name) != FA_OK) {
+        return fa_ctl_error("invalid mailbox name \"%s\"", argv[1]);
+    }
+    rc = create ? st->backend->mailbox_create(st, &user, &name, 0, fa_ctl_done_cb, &w)
+                : st->backend->mailbox_delete(st, &user, &name, fa_ctl_done_cb, &w);
+    return fa_ctl_storage_status(fa_ctl_wait(ctl, &w, rc), "mailbox", argv[1]);
+}
+
+static int
+fa_ctl_mailbox_create(fa_ctl_t *ctl, int argc, char **argv)
+{
+    (void) argc;
+    return fa_ctl_mailbox_change(ctl, argv, 1);
+}
+
+static int
+fa_ctl_mailbox_delete(fa_ctl_t *ctl, int argc, char **argv)
+{
+    (void) argc;
+    return fa_ctl_mailbox_change(ctl, argv, 0);
+}
+
+const fa_ctl_command_t  fa_ctl_mailbox_commands[] = {
+    { "mailbox", "list", "USER", 1, 1, fa_ctl_mailbox_list },
+    { "mailbox", "create", "USER NAME", 2, 2, fa_ctl_mailbox_create },
+    { "mailbox", "delete", "USER NAME", 2, 2, fa_ctl_mailbox_delete },
+    { NULL, NULL, NULL, 0, 0, NULL }
+};
