@@ -23,6 +23,7 @@ typedef struct {
     int           password_stdin;     /* --password-stdin */
     int           allow_plain;        /* --allow-plain */
     const char   *domain;             /* --domain=DOMAIN */
+    int           loop;               /* an event loop and stores are open */
 } fa_ctl_t;
 
 typedef int (*fa_ctl_command_pt)(fa_ctl_t *ctl, int argc, char **argv);

@@ -78,7 +78,12 @@ fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
         return NULL;
     }
     fa_cycle = ctl->cycle;
-    if (fa_event_init(ctl->cycle) != FA_OK || fa_storage_open_all(ctl->cycle) != FA_OK) {
+    if (fa_event_init(ctl->cycle) != FA_OK) {
+        fa_ctl_error("no event loop (see above)");
+        return NULL;
+    }
+    ctl->loop = 1;                       /* main closes the stores and the loop */
+    if (fa_storage_open_all(ctl->cycle) != FA_OK) {
         fa_ctl_error("the store cannot be opened (see above)");
         return NULL;
     }

@@ -3,6 +3,7 @@
  */
 
 #include "fa_ctl.h"
+#include "fa_storage.h"
 #include <termios.h>
 
 extern fa_module_t  *fa_modules[];     /* objs/fa_modules.c */
@@ -196,6 +197,10 @@ main(int argc, char **argv)
     }
     ctl.pool = ctl.cycle->pool;
     rc = fa_ctl_run(&ctl, cmd, argc - optind - 2, argv + optind + 2);
+    if (ctl.loop) {
+        fa_storage_close_all(ctl.cycle);     /* drains the stores' pending writes */
+        fa_event_done(ctl.cycle);
+    }
     fa_cycle_free(ctl.cycle);
     return rc;
 }
