@@ -85,36 +85,35 @@ fa_ctl_domain_arg(fa_ctl_t *ctl, const char *arg, fa_str_t *out)
     fa_auth_dir_t *d = fa_ctl_dir_open(ctl);                                  \
     if (d == NULL) return FA_CTL_FAILED
 
+/* domain add and domain del: one domain argument, one directory call */
 static int
-fa_ctl_domain_add(fa_ctl_t *ctl, int argc, char **argv)
+fa_ctl_domain_change(fa_ctl_t *ctl, char **argv,
+    fa_int_t (*change)(fa_auth_dir_t *d, const fa_str_t *domain))
 {
     fa_str_t  dom;
     int       rc;
 
-    (void) argc;
     if (fa_ctl_domain_arg(ctl, argv[0], &dom) != FA_CTL_OK) {
         return FA_CTL_REFUSED;
     }
     FA_CTL_WITH_DIR(ctl, d);
-    rc = fa_ctl_status(fa_auth_domain_add(d, &dom), "domain", (char *) dom.data);
+    rc = fa_ctl_status(change(d, &dom), "domain", (char *) dom.data);
     fa_auth_dir_close(d);
     return rc;
 }
 
 static int
+fa_ctl_domain_add(fa_ctl_t *ctl, int argc, char **argv)
+{
+    (void) argc;
+    return fa_ctl_domain_change(ctl, argv, fa_auth_domain_add);
+}
+
+static int
 fa_ctl_domain_del(fa_ctl_t *ctl, int argc, char **argv)
 {
-    fa_str_t  dom;
-    int       rc;
-
     (void) argc;
-    if (fa_ctl_domain_arg(ctl, argv[0], &dom) != FA_CTL_OK) {
-        return FA_CTL_REFUSED;
-    }
-    FA_CTL_WITH_DIR(ctl, d);
-    rc = fa_ctl_status(fa_auth_domain_del(d, &dom), "domain", (char *) dom.data);
-    fa_auth_dir_close(d);
-    return rc;
+    return fa_ctl_domain_change(ctl, argv, fa_auth_domain_del);
 }
 
 static int
