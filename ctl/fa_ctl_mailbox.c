@@ -16,6 +16,7 @@ typedef struct {
     fa_int_t             rc;
     fa_mailbox_info_t   *boxes;
     fa_uint_t            n;
+    fa_quota_t           quota;
 } fa_ctl_wait_t;
 
 static void
@@ -177,7 +178,89 @@ fa_ctl_mailbox_delete(fa_ctl_t *ctl, int argc, char **argv)
     return fa_ctl_mailbox_change(ctl, argv, 0);
 }
 
+/* ---- stats: the directory's counts and each user's usage in the store ---- */
+
+typedef struct {
+    fa_ctl_t       *ctl;
+    fa_storage_t   *st;
+    fa_uint_t       n;
+    uint64_t        bytes;
+    uint64_t        messages;
+    fa_int_t        rc;
+} fa_ctl_stats_t;
+
+static void
+fa_ctl_quota_cb(void *data, fa_int_t rc, fa_quota_t *q)
+{
+    fa_ctl_wait_t  *w = data;
+
+    if (rc == FA_OK && q) {
+        w->quota = *q;
+    }
+    fa_ctl_done_cb(data, rc);
+}
+
+static int
+fa_ctl_count(void *data, const fa_str_t *key, const fa_str_t *value)
+{
+    fa_ctl_stats_t  *s = data;
+    fa_ctl_wait_t    w = { 0 };
+    fa_int_t         rc;
+
+    (void) value;
+    s->n++;
+    if (s->st == NULL) {
+        return 0;
+    }
+    rc = fa_ctl_wait(s->ctl, &w, s->st->backend->quota_get(s->st, key, fa_ctl_quota_cb, &w));
+    if (rc == FA_OK) {
+        s->bytes += w.quota.bytes_used;
+        s->messages += w.quota.messages_used;
+    } else {
+        s->rc = rc;
+    }
+    return 0;
+}
+
+static int
+fa_ctl_stats(fa_ctl_t *ctl, int argc, char **argv)
+{
+    fa_ctl_stats_t   domains = { ctl, NULL, 0, 0, 0, FA_OK }, users, aliases;
+    fa_auth_dir_t   *d;
+
+    (void) argc;
+    (void) argv;
+    users = aliases = domains;
+    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 0, &fa_log_stderr);
+    if (d == NULL) {
+        return fa_ctl_error("cannot open the directory (see above)"), FA_CTL_FAILED;
+    }
+    users.st = fa_storage_get(ctl->cycle, NULL);
+    if (users.st) {
+        fa_cycle = ctl->cycle;
+        if (fa_event_init(ctl->cycle) != FA_OK) {
+            fa_auth_dir_close(d);
+            return FA_CTL_FAILED;
+        }
+        ctl->loop = 1;
+        if (fa_storage_open_all(ctl->cycle) != FA_OK) {
+            users.st = NULL;
+        }
+    }
+    fa_auth_domain_list(d, fa_ctl_count, &domains);
+    fa_auth_user_list(d, NULL, fa_ctl_count, &users);
+    fa_auth_alias_list(d, NULL, fa_ctl_count, &aliases);
+    fa_auth_dir_close(d);
+    printf("domains: %lu\nusers: %lu\naliases: %lu\n", (unsigned long) domains.n,
+           (unsigned long) users.n, (unsigned long) aliases.n);
+    if (users.st) {
+        printf("messages: %" PRIu64 "\nbytes: %" PRIu64 "\n", users.messages, users.bytes);
+    }
+    return users.rc == FA_OK ? FA_CTL_OK : FA_CTL_FAILED;
+}
+
 const fa_ctl_command_t  fa_ctl_mailbox_commands[] = {
+    { "stats", "", "", 0, 0, fa_ctl_stats },
     { "mailbox", "list", "USER", 1, 1, fa_ctl_mailbox_list },
     { "mailbox", "create", "USER NAME", 2, 2, fa_ctl_mailbox_create },
     { "mailbox", "delete", "USER NAME", 2, 2, fa_ctl_mailbox_delete },

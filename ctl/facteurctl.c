@@ -33,17 +33,20 @@ fa_ctl_usage(FILE *out)
     fprintf(out, "usage: facteurctl [-p PREFIX] [-c FILE] COMMAND\n\ncommands:\n");
     for (size_t t = 0; t < fa_nelems(fa_ctl_tables); t++) {
         for (const fa_ctl_command_t *c = fa_ctl_tables[t]; c->group; c++) {
-            fprintf(out, "  %s %s %s\n", c->group, c->verb, c->usage);
+            fprintf(out, "  %s%s%s %s\n", c->group, c->verb[0] ? " " : "", c->verb, c->usage);
         }
     }
 }
 
+/* a command is "GROUP VERB", or just "GROUP" when its verb is empty ("stats") */
 static const fa_ctl_command_t *
 fa_ctl_find(const char *group, const char *verb)
 {
     for (size_t t = 0; t < fa_nelems(fa_ctl_tables); t++) {
         for (const fa_ctl_command_t *c = fa_ctl_tables[t]; c->group; c++) {
-            if (strcmp(c->group, group) == 0 && strcmp(c->verb, verb) == 0) {
+            if (strcmp(c->group, group) == 0
+                && (c->verb[0] == '\0' || (verb && strcmp(c->verb, verb) == 0)))
+            {
                 return c;
             }
         }
@@ -148,7 +151,8 @@ fa_ctl_run(fa_ctl_t *ctl, const fa_ctl_command_t *cmd, int argc, char **argv)
         }
     }
     if (args < cmd->min_args || (cmd->max_args >= 0 && args > cmd->max_args)) {
-        return fa_ctl_error("usage: facteurctl %s %s %s", cmd->group, cmd->verb, cmd->usage);
+        return fa_ctl_error("usage: facteurctl %s%s%s %s", cmd->group, cmd->verb[0] ? " " : "",
+                            cmd->verb, cmd->usage);
     }
     return cmd->run(ctl, args, argv);
 }
@@ -170,7 +174,10 @@ main(int argc, char **argv)
         default:  fa_ctl_usage(stderr); return FA_CTL_REFUSED;
         }
     }
-    if (argc - optind < 2 || (cmd = fa_ctl_find(argv[optind], argv[optind + 1])) == NULL) {
+    if (argc - optind < 1
+        || (cmd = fa_ctl_find(argv[optind], argc - optind > 1 ? argv[optind + 1] : NULL))
+           == NULL)
+    {
         fa_ctl_usage(stderr);
         return FA_CTL_REFUSED;
     }
@@ -196,7 +203,8 @@ main(int argc, char **argv)
         return FA_CTL_FAILED;
     }
     ctl.pool = ctl.cycle->pool;
-    rc = fa_ctl_run(&ctl, cmd, argc - optind - 2, argv + optind + 2);
+    fa_uint_t words = cmd->verb[0] ? 2 : 1;
+    rc = fa_ctl_run(&ctl, cmd, argc - optind - (int) words, argv + optind + words);
     if (ctl.loop) {
         fa_storage_close_all(ctl.cycle);     /* drains the stores' pending writes */
         fa_event_done(ctl.cycle);

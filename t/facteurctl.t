@@ -145,7 +145,7 @@ $t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n"
                . "storage lmdb { path var/mail; }\n");
 SKIP: {
     my ($trc) = $t->run_config_test;
-    skip 'the LMDB store is not built', 8 if $trc != 0;
+    skip 'the LMDB store is not built', 9 if $trc != 0;
     ($rc, $out) = ctl(undef, qw(mailbox list carol@example.org));
     is($out, "INBOX subscribed\n", 'a new user has an INBOX') or diag($out);
     ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Work/Reports));
@@ -161,6 +161,9 @@ SKIP: {
     ($rc, $out) = ctl(undef, qw(mailbox list nobody@example.org));
     is($rc, 1, 'mailboxes of a user who does not exist: refused');
     like($out, qr/user "nobody\@example.org": not found/, 'and says so');
+    ($rc, $out) = ctl(undef, qw(stats));
+    is($out, "domains: 1\nusers: 3\naliases: 0\nmessages: 0\nbytes: 0\n",
+       'stats: the directory and the store') or diag($out);
 }
 
 done_testing;
