@@ -109,6 +109,16 @@ fa_thread_pool_create(fa_uint_t threads, fa_uint_t max_queue, fa_log_t *log)
     }
     pthread_mutex_init(&tp->lock, NULL);
     pthread_cond_init(&tp->cond, NULL);
+
+    /*
+     * Pool threads take no signals: HUP, QUIT, TERM must reach the loop
+     * thread, whose epoll_pwait is what wakes on them.  A thread inherits
+     * the creator's mask, so block everything around pthread_create.
+     */
+    sigset_t  all, saved;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
     for (fa_uint_t i = 0; i < (threads ? threads : 1); i++) {
         if (pthread_create(&tp->threads[i], NULL, fa_thread_pool_main, tp) != 0) {
             fa_log_error(FA_LOG_ALERT, log, errno, "pthread_create() failed");
@@ -116,6 +126,7 @@ fa_thread_pool_create(fa_uint_t threads, fa_uint_t max_queue, fa_log_t *log)
         }
         tp->nthreads++;
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (tp->nthreads == 0) {
         fa_thread_pool_destroy(tp);
         return NULL;

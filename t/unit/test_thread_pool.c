@@ -21,11 +21,18 @@ typedef struct {
 static pthread_t  loop_thread;
 static int        done_in_loop = 1, completed;
 
+static int  signals_blocked = 1;
+
 static void
 job_work(fa_task_t *t)
 {
-    job_t  *j = t->data;
+    job_t     *j = t->data;
+    sigset_t   mask;
 
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    if (!sigismember(&mask, SIGHUP) || !sigismember(&mask, SIGTERM)) {
+        signals_blocked = 0;               /* a signal could land in this thread */
+    }
     j->worker = pthread_self();
     j->value *= 2;
     usleep(1000);                         /* long enough for tasks to overlap */
@@ -61,6 +68,13 @@ main(void)
     fa_thread_pool_t  *tp;
     int                busy = 0, off_loop = 1, doubled = 1, once = 1;
 
+    sigset_t  unblock;
+
+    /* the loop thread takes signals: the pool's threads must not inherit that */
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGHUP);
+    sigaddset(&unblock, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     loop_thread = pthread_self();
     fa_time_update();
     if (fa_event_init(&cycle) != FA_OK) {
@@ -92,6 +106,7 @@ main(void)
     }
     ok(off_loop, "work ran in pool threads");
     ok(done_in_loop, "done ran in the loop thread");
+    ok(signals_blocked, "pool threads block HUP and TERM (they belong to the loop)");
     ok(doubled, "each work ran on its own task");
     ok(once, "each done ran exactly once");
 
