@@ -13,6 +13,7 @@ deps:
 
 # configure once; again when configure or auto/ changes, with the same options
 $(BUILDDIR)/Makefile: configure auto/options auto/init auto/libs auto/modules auto/make \
+                   auto/facteur-config.in auto/facteur.pc.in \
                    $(wildcard modules/*/config) $(wildcard t/modules/*/config)
 	@if [ -f $(BUILDDIR)/configure.args ]; then \
 	    ./configure $$(cat $(BUILDDIR)/configure.args); \

@@ -32,6 +32,7 @@ struct fa_append_s {
     size_t               nbuf;
     void                *parser;         /* MIME, fed as the bytes go by */
     fa_maildir_meta_t    meta;
+    fa_int_t             failed;         /* a write's error: the commit's too */
 };
 
 static fa_int_t
@@ -150,6 +151,9 @@ fa_maildir_append_write(fa_append_t *a, const u_char *data, size_t len)
 {
     fa_int_t  rc;
 
+    if (a->failed) {
+        return a->failed;
+    }
     for (size_t i = 0; i < len; i++) {
         a->vsize += (data[i] == '\n' && !a->last_cr) ? 2 : 1;
         a->last_cr = data[i] == '\r';
@@ -163,6 +167,7 @@ fa_maildir_append_write(fa_append_t *a, const u_char *data, size_t len)
         data += n;
         len -= n;
         if (a->nbuf == FA_MAILDIR_APPEND_BUF && (rc = fa_maildir_append_flush(a)) != FA_OK) {
+            a->failed = rc;
             return rc;
         }
     }
@@ -283,7 +288,7 @@ fa_maildir_append_commit(fa_append_t *a, fa_storage_append_pt cb, void *data)
     char                *placed = NULL;
     fa_int_t             rc;
 
-    rc = fa_maildir_append_sync(a);
+    rc = a->failed ? a->failed : fa_maildir_append_sync(a);
     if (rc == FA_OK) {
         rc = fa_maildir_meta_finish(a->parser, a->pool, &a->meta);
     }

@@ -96,6 +96,32 @@ fa_maildir_copy_bytes(fa_maildir_copy_t *c, const char *from, const char *to)
     return rc;
 }
 
+/* the source file of m now, found by its base; NULL when it is gone */
+static char *
+fa_maildir_copy_find(fa_maildir_copy_t *c, fa_maildir_msg_t *m)
+{
+    static const char  *subs[] = { "cur", "new" };
+    struct dirent      *de;
+    char               *found = NULL, *dir;
+    DIR                *d;
+
+    for (size_t i = 0; found == NULL && i < fa_nelems(subs); i++) {
+        dir = fa_maildir_join(c->pool, c->src->dir, subs[i]);
+        if (dir == NULL || (d = opendir(dir)) == NULL) {
+            continue;
+        }
+        while (found == NULL && (de = readdir(d)) != NULL) {
+            if (strncmp(de->d_name, m->file + 4, m->base_len) == 0
+                && (de->d_name[m->base_len] == ':' || de->d_name[m->base_len] == '\0'))
+            {
+                found = fa_maildir_join(c->pool, dir, de->d_name);
+            }
+        }
+        closedir(d);
+    }
+    return found;
+}
+
 /* "cur/BASE:2,INFO" in the destination; a new BASE when fresh is set */
 static char *
 fa_maildir_copy_name(fa_maildir_copy_t *c, fa_maildir_msg_t *m, int fresh, const char *info)
@@ -156,6 +182,14 @@ fa_maildir_copy_one(fa_maildir_copy_t *c, fa_maildir_msg_t *m)
                 return rc;
             }
             break;
+        }
+        if (errno == ENOENT && access(from, F_OK) != 0 && attempt < 2) {
+            /* renamed by a flag change since the source was read, or expunged */
+            from = fa_maildir_copy_find(c, m);
+            if (from == NULL) {
+                return FA_DECLINED;
+            }
+            continue;
         }
         return fa_maildir_sys_error(c->md, errno, "link()", from);
     }
@@ -300,6 +334,7 @@ fa_maildir_copy_into(fa_maildir_copy_t *c, const fa_uid_set_t *uids)
     for (fa_uint_t i = 0; rc == FA_OK && i < c->src->msgs.nelts; i++) {
         if (fa_uid_set_contains(uids, m[i].uid)) {
             rc = fa_maildir_copy_one(c, &m[i]);
+            rc = rc == FA_DECLINED ? FA_OK : rc;       /* expunged meanwhile: not copied */
         }
     }
     if (rc == FA_OK && c->n
@@ -310,6 +345,13 @@ fa_maildir_copy_into(fa_maildir_copy_t *c, const fa_uid_set_t *uids)
         && (rc = fa_maildir_cache_write(c->md, c->dst->dir, &c->records)) == FA_OK)
     {
         rc = fa_maildir_view_commit(c->md, c->dst);
+    }
+    if (rc != FA_OK) {
+        /* files without UIDs would be numbered by the next sync: a retry's duplicates */
+        fa_maildir_msg_t *n = c->dst->msgs.elts;
+        for (fa_uint_t i = c->dst->uidlist_new_from; i < c->dst->msgs.nelts; i++) {
+            unlink(fa_maildir_join(c->pool, c->dst->dir, n[i].file));
+        }
     }
     return rc;
 }
