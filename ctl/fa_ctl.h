@@ -12,6 +12,7 @@
 #define FA_CTL_H
 
 #include "fa_core.h"
+#include "fa_storage.h"
 
 #define FA_CTL_OK       0
 #define FA_CTL_REFUSED  1
@@ -23,6 +24,7 @@ typedef struct {
     int           password_stdin;     /* --password-stdin */
     int           allow_plain;        /* --allow-plain */
     const char   *domain;             /* --domain=DOMAIN */
+    const char   *mailbox;            /* --mailbox=NAME */
     int           loop;               /* an event loop and stores are open */
 } fa_ctl_t;
 
@@ -40,6 +42,28 @@ typedef struct {
 extern const fa_ctl_command_t  fa_ctl_directory_commands[];
 extern const fa_ctl_command_t  fa_ctl_import_commands[];
 extern const fa_ctl_command_t  fa_ctl_mailbox_commands[];
+extern const fa_ctl_command_t  fa_ctl_mbox_commands[];
+
+/* waiting for the storage contract's completions (fa_ctl_storage.c) */
+typedef struct {
+    int                  done;
+    fa_int_t             rc;
+    fa_mailbox_info_t   *boxes;
+    fa_uint_t            n;
+    fa_quota_t           quota;
+    fa_mailbox_t        *box;
+    fa_message_meta_t   *msgs;
+    fa_append_result_t   app;
+} fa_ctl_wait_t;
+
+void fa_ctl_done_cb(void *data, fa_int_t rc);
+void fa_ctl_list_cb(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uint_t n);
+void fa_ctl_open_cb(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_status_t *st);
+void fa_ctl_meta_cb(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n);
+void fa_ctl_append_cb(void *data, fa_int_t rc, fa_append_result_t *res);
+fa_int_t fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc);
+fa_storage_t *fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user);
+int fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name);
 
 int fa_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fa_ctl_read_password(fa_ctl_t *ctl, char *buf, size_t size);

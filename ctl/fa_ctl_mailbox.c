@@ -1,106 +1,12 @@
 /*
- * facteurctl mailbox list|create|delete USER [NAME]: a user's mailboxes in
- * the default store, through the storage contract like any protocol module.
- * The contract is asynchronous, so facteurctl runs an event loop of its own
- * and waits (bounded) for each completion.
+ * facteurctl mailbox list|create|delete USER [NAME], and stats: a user's
+ * mailboxes in the default store, through the storage contract like any
+ * protocol module (fa_ctl_storage.c waits for the completions).
  */
 
 #include "fa_ctl.h"
 #include "fa_auth_directory.h"
 #include "fa_storage.h"
-
-#define FA_CTL_STORAGE_TIMEOUT  60000     /* ms for one operation */
-
-typedef struct {
-    int                  done;
-    fa_int_t             rc;
-    fa_mailbox_info_t   *boxes;
-    fa_uint_t            n;
-    fa_quota_t           quota;
-} fa_ctl_wait_t;
-
-static void
-fa_ctl_done_cb(void *data, fa_int_t rc)
-{
-    fa_ctl_wait_t  *w = data;
-
-    w->rc = rc;
-    w->done = 1;
-}
-
-static void
-fa_ctl_list_cb(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uint_t n)
-{
-    fa_ctl_wait_t  *w = data;
-
-    w->boxes = boxes;
-    w->n = n;
-    fa_ctl_done_cb(data, rc);
-}
-
-/* the call's own status, or (FA_AGAIN) what the callback said, bounded in time */
-static fa_int_t
-fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc)
-{
-    fa_msec_t  deadline = fa_current_msec + FA_CTL_STORAGE_TIMEOUT;
-
-    if (rc != FA_AGAIN) {
-        return rc;
-    }
-    while (!w->done && fa_current_msec < deadline) {
-        fa_event_process(ctl->cycle);
-    }
-    return w->done ? w->rc : FA_STORAGE_TEMPFAIL;
-}
-
-/* the store, opened in this process, and the user, who must be in the directory */
-static fa_storage_t *
-fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
-{
-    fa_str_t        in = { strlen(arg), (u_char *) arg };
-    fa_auth_dir_t  *d;
-    fa_auth_user_t  u;
-    fa_storage_t   *st = fa_storage_get(ctl->cycle, NULL);
-    fa_int_t        rc;
-
-    if (fa_auth_address_normalize(ctl->pool, &in, user) != FA_OK || user->data[0] == '@') {
-        fa_ctl_error("invalid address \"%s\"", arg);
-        return NULL;
-    }
-    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 0, &fa_log_stderr);
-    rc = d ? fa_auth_user_get(d, user, ctl->pool, &u) : FA_ERROR;
-    fa_auth_dir_close(d);
-    if (rc != FA_OK) {
-        fa_ctl_error("user \"%s\": %s", (char *) user->data, fa_auth_strerror(rc));
-        return NULL;
-    }
-    if (st == NULL) {
-        fa_ctl_error("the configuration has no \"storage\" block");
-        return NULL;
-    }
-    fa_cycle = ctl->cycle;
-    if (fa_event_init(ctl->cycle) != FA_OK) {
-        fa_ctl_error("no event loop (see above)");
-        return NULL;
-    }
-    ctl->loop = 1;                       /* main closes the stores and the loop */
-    if (fa_storage_open_all(ctl->cycle) != FA_OK) {
-        fa_ctl_error("the store cannot be opened (see above)");
-        return NULL;
-    }
-    return st;
-}
-
-static int
-fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name)
-{
-    if (rc == FA_OK) {
-        return FA_CTL_OK;
-    }
-    fa_ctl_error("%s \"%s\": %s", what, name, fa_storage_strerror(rc));
-    return (rc == FA_ERROR || rc == FA_STORAGE_CORRUPT || rc == FA_STORAGE_TEMPFAIL)
-           ? FA_CTL_FAILED : FA_CTL_REFUSED;
-}
 
 static const char *
 fa_ctl_special_use(uint32_t use)

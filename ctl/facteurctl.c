@@ -12,6 +12,7 @@ static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_directory_commands,
     fa_ctl_import_commands,
     fa_ctl_mailbox_commands,
+    fa_ctl_mbox_commands,
 };
 
 int
@@ -143,6 +144,8 @@ fa_ctl_run(fa_ctl_t *ctl, const fa_ctl_command_t *cmd, int argc, char **argv)
             ctl->allow_plain = 1;
         } else if (strncmp(argv[i], "--domain=", 9) == 0 && argv[i][9]) {
             ctl->domain = argv[i] + 9;
+        } else if (strncmp(argv[i], "--mailbox=", 10) == 0 && argv[i][10]) {
+            ctl->mailbox = argv[i] + 10;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return fa_ctl_error("unknown option \"%s\" for \"%s %s\"", argv[i], cmd->group,
                                 cmd->verb);

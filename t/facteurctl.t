@@ -145,7 +145,7 @@ $t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n"
                . "storage lmdb { path var/mail; }\n");
 SKIP: {
     my ($trc) = $t->run_config_test;
-    skip 'the LMDB store is not built', 9 if $trc != 0;
+    skip 'the LMDB store is not built', 16 if $trc != 0;
     ($rc, $out) = ctl(undef, qw(mailbox list carol@example.org));
     is($out, "INBOX subscribed\n", 'a new user has an INBOX') or diag($out);
     ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Work/Reports));
@@ -164,6 +164,36 @@ SKIP: {
     ($rc, $out) = ctl(undef, qw(stats));
     is($out, "domains: 1\nusers: 3\naliases: 0\nmessages: 0\nbytes: 0\n",
        'stats: the directory and the store') or diag($out);
+
+    # mbox round trip (mboxrd): quoting, blank lines, a long line, a big message
+    my $long = 'x' x 100_000;
+    my $big = join '', map { "line $_ of a large attachment\n" } 1 .. 10_000;
+    my $mbox = "From MAILER-DAEMON Thu Nov 19 10:00:00 2026\n"
+        . "From: alice\@example.org\nSubject: one\n\nbody\n>From quoted once\n"
+        . ">>From quoted twice\nFrom-less line\n\n"
+        . "From MAILER-DAEMON Fri Nov  6 11:30:00 2026\n"
+        . "Subject: two\n\nends with blank lines\n\n\n\n"
+        . "From MAILER-DAEMON Sat Nov 21 12:00:00 2026\n"
+        . "Subject: three\n\n$long\n$big\n";
+    $t->write_file('in.mbox', $mbox);
+    ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Archive));
+    ($rc, $out) = ctl(undef, qw(import mbox carol@example.org), "$dir/in.mbox",
+                      '--mailbox=Archive');
+    like($out, qr/imported 3 messages into Archive/, 'import mbox') or diag($out);
+    ($rc, $out) = ctl(undef, qw(export mbox carol@example.org), "$dir/out");
+    is($rc, 0, 'export mbox') or diag($out);
+    my $back = $t->read_file('out/Archive.mbox') // '';
+    ok($back eq $mbox, 'the exported mbox is byte for byte the imported one')
+        or diag(length($back) . ' bytes back, ' . length($mbox) . ' in');
+    ok(-f "$dir/out/INBOX.mbox", 'every mailbox is exported, INBOX too');
+    ($rc, $out) = ctl(undef, qw(stats));
+    like($out, qr/^messages: 3$/m, 'stats counts the imported messages');
+    $t->write_file('bad.mbox', "Subject: no From line\n\nbody\n");
+    ($rc, $out) = ctl(undef, qw(import mbox carol@example.org), "$dir/bad.mbox");
+    like($out, qr/bad\.mbox:1: not an mbox file/, 'a file that is not mbox: FILE:LINE');
+    ($rc, $out) = ctl(undef, qw(import mbox carol@example.org), "$dir/in.mbox",
+                      '--mailbox=Nowhere');
+    is($rc, 1, 'import into a mailbox that does not exist is refused');
 }
 
 done_testing;
