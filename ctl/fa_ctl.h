@@ -62,6 +62,7 @@ void fa_ctl_open_cb(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_statu
 void fa_ctl_meta_cb(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n);
 void fa_ctl_append_cb(void *data, fa_int_t rc, fa_append_result_t *res);
 fa_int_t fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc);
+fa_storage_t *fa_ctl_open_store(fa_ctl_t *ctl);
 fa_storage_t *fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user);
 int fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name);
 

@@ -141,17 +141,10 @@ fa_ctl_stats(fa_ctl_t *ctl, int argc, char **argv)
     if (d == NULL) {
         return fa_ctl_error("cannot open the directory (see above)"), FA_CTL_FAILED;
     }
-    users.st = fa_storage_get(ctl->cycle, NULL);
-    if (users.st) {
-        fa_cycle = ctl->cycle;
-        if (fa_event_init(ctl->cycle) != FA_OK) {
-            fa_auth_dir_close(d);
-            return FA_CTL_FAILED;
-        }
-        ctl->loop = 1;
-        if (fa_storage_open_all(ctl->cycle) != FA_OK) {
-            users.st = NULL;
-        }
+    /* without a store, stats shows the directory alone */
+    if (fa_storage_get(ctl->cycle, NULL) && (users.st = fa_ctl_open_store(ctl)) == NULL) {
+        fa_auth_dir_close(d);
+        return FA_CTL_FAILED;
     }
     fa_auth_domain_list(d, fa_ctl_count, &domains);
     fa_auth_user_list(d, NULL, fa_ctl_count, &users);

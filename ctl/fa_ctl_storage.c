@@ -76,27 +76,16 @@ fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc)
     return w->done ? w->rc : FA_STORAGE_TEMPFAIL;
 }
 
-/* the store, opened in this process, and the user, who must be in the directory */
+/*
+ * The default store, opened in this process with an event loop for its
+ * completions (once; main closes both).  NULL, with a message, if the
+ * configuration has no store or it does not open.
+ */
 fa_storage_t *
-fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
+fa_ctl_open_store(fa_ctl_t *ctl)
 {
-    fa_str_t        in = { strlen(arg), (u_char *) arg };
-    fa_auth_dir_t  *d;
-    fa_auth_user_t  u;
-    fa_storage_t   *st = fa_storage_get(ctl->cycle, NULL);
-    fa_int_t        rc;
+    fa_storage_t  *st = fa_storage_get(ctl->cycle, NULL);
 
-    if (fa_auth_address_normalize(ctl->pool, &in, user) != FA_OK || user->data[0] == '@') {
-        fa_ctl_error("invalid address \"%s\"", arg);
-        return NULL;
-    }
-    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 0, &fa_log_stderr);
-    rc = d ? fa_auth_user_get(d, user, ctl->pool, &u) : FA_ERROR;
-    fa_auth_dir_close(d);
-    if (rc != FA_OK) {
-        fa_ctl_error("user \"%s\": %s", (char *) user->data, fa_auth_strerror(rc));
-        return NULL;
-    }
     if (st == NULL) {
         fa_ctl_error("the configuration has no \"storage\" block");
         return NULL;
@@ -115,6 +104,29 @@ fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
         return NULL;
     }
     return st;
+}
+
+/* the default store, and the user, who must be in the directory */
+fa_storage_t *
+fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
+{
+    fa_str_t        in = { strlen(arg), (u_char *) arg };
+    fa_auth_dir_t  *d;
+    fa_auth_user_t  u;
+    fa_int_t        rc;
+
+    if (fa_auth_address_normalize(ctl->pool, &in, user) != FA_OK || user->data[0] == '@') {
+        fa_ctl_error("invalid address \"%s\"", arg);
+        return NULL;
+    }
+    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 0, &fa_log_stderr);
+    rc = d ? fa_auth_user_get(d, user, ctl->pool, &u) : FA_ERROR;
+    fa_auth_dir_close(d);
+    if (rc != FA_OK) {
+        fa_ctl_error("user \"%s\": %s", (char *) user->data, fa_auth_strerror(rc));
+        return NULL;
+    }
+    return fa_ctl_open_store(ctl);
 }
 
 int
