@@ -13,6 +13,7 @@ static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_import_commands,
     fa_ctl_mailbox_commands,
     fa_ctl_mbox_commands,
+    fa_ctl_check_commands,
 };
 
 int

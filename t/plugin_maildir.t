@@ -118,6 +118,12 @@ $t->run;
 ok($t->wait_for(sub { -d "$dir/maildir" }, 10), 'a worker opened the store');
 $t->stop;
 
+# the plugin has no check operation (NULL): facteurctl says so
+my $ctl = "$prefix/sbin/facteurctl";
+my $text = `'$ctl' -p '$dir/' -c '$dir/facteur.conf' check 2>&1`;
+is($? >> 8, 1, 'facteurctl check of a maildir store: exit 1');
+like($text, qr/^store maildir: the maildir backend cannot be checked$/m, 'it cannot be checked');
+
 # ---- the storage contract suite, against the plugin -------------------------
 
 SKIP: {

@@ -16,6 +16,7 @@
  *                      changes_since
  *   fa_lmdb_change.c   store, copy/move, expunge
  *   fa_lmdb_watch.c    change notification within and across processes
+ *   fa_lmdb_check.c    facteurctl check: verify the whole store, repair
  *
  * Databases (one environment, "path"; keys are big-endian so that LMDB's
  * byte order is numeric order and one mailbox is one key range):
@@ -181,6 +182,8 @@ struct fa_lmdb_op_s {
     size_t              weight;           /* bytes it adds to a batch */
     unsigned            skip:1;           /* failed: left out of replays */
     unsigned            grows:1;          /* adds data: refused when the map is full */
+    unsigned            sweeps:1;         /* lists blobs/: the batch holds the blob
+                                             lock exclusive (fa_lmdb_writer.c) */
 };
 
 struct fa_lmdb_s {
@@ -244,6 +247,7 @@ fa_int_t fa_lmdb_op_post(fa_lmdb_op_t *op);          /* a read: deliver later */
 fa_int_t fa_lmdb_op_submit(fa_lmdb_op_t *op);        /* a write: to the writer */
 void fa_lmdb_op_changed(fa_lmdb_op_t *op, uint64_t box_id);
 fa_int_t fa_lmdb_op_unlink(fa_lmdb_op_t *op, const u_char *id, int on_success);
+fa_int_t fa_lmdb_blobs_lock(int fd, int how);      /* the blob lock: flock(), EINTR retried */
 void fa_lmdb_writer_stop(fa_lmdb_t *lm);
 void fa_lmdb_ops_drop(fa_lmdb_t *lm);
 
@@ -386,6 +390,10 @@ fa_int_t fa_lmdb_copy(fa_mailbox_t *box, const fa_uid_set_t *uids, const fa_str_
     int move, fa_pool_t *pool, fa_storage_copy_pt cb, void *data);
 fa_int_t fa_lmdb_expunge(fa_mailbox_t *box, const fa_uid_set_t *uids, fa_pool_t *pool,
     fa_storage_changes_pt cb, void *data);
+
+/* fa_lmdb_check.c */
+fa_int_t fa_lmdb_check(fa_storage_t *st, fa_uint_t flags, fa_storage_report_pt report,
+    fa_storage_done_pt cb, void *data);
 
 /* fa_lmdb_watch.c */
 fa_int_t fa_lmdb_watch(fa_storage_t *st, const fa_str_t *user, const fa_str_t *mailbox,

@@ -52,7 +52,8 @@ const fa_storage_backend_t  fa_lmdb_backend = {
     fa_lmdb_store, fa_lmdb_copy, fa_lmdb_expunge, fa_lmdb_changes_since,
     fa_lmdb_quota_get, fa_lmdb_quota_set,
     fa_lmdb_watch, fa_lmdb_unwatch,
-    { 0, 0, 0, 0, 0, 0, 0, 0 }
+    fa_lmdb_check,
+    { 0, 0, 0, 0, 0, 0, 0 }
 };
 
 fa_module_t  fa_lmdb_module = {

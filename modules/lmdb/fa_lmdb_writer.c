@@ -14,10 +14,18 @@
  * the others still commit.  When LMDB itself fails inside an operation the
  * transaction is lost: the batch is replayed without that operation.  When
  * the map is full the writer doubles it and replays the whole batch.
+ *
+ * The blob lock (flock on blobs/, across processes): a batch whose appends
+ * rename files into blobs/ holds it shared from the renames to the end of
+ * its commit, and a batch that lists blobs/ to find orphans (a check's
+ * repair) holds it exclusive.  So a file renamed for a commit still to come
+ * is never taken for an orphan, and the lock is always taken before LMDB's
+ * writer lock, never while holding it.
  */
 
 #include "fa_lmdb.h"
 #include <signal.h>
+#include <sys/file.h>
 
 #define FA_LMDB_BATCH_OPS    1024
 #define FA_LMDB_BATCH_BYTES  (64 * 1024 * 1024)   /* inline bodies: dirty pages */
@@ -176,7 +184,7 @@ fa_lmdb_batch_prepare(fa_lmdb_t *lm, fa_lmdb_op_t *batch)
     int            renamed = 0;
 
     for (op = batch; op; op = op->next) {
-        if (op->prepare) {
+        if (op->prepare && !op->skip) {
             op->rc = op->prepare(op);
             if (op->rc != FA_OK) {
                 op->skip = 1;
@@ -276,10 +284,49 @@ fa_lmdb_batch_grow(fa_lmdb_t *lm, fa_lmdb_op_t *batch)
     return fa_lmdb_grow(lm, 1);
 }
 
+fa_int_t
+fa_lmdb_blobs_lock(int fd, int how)
+{
+    int  rc;
+
+    do {
+        rc = flock(fd, how);
+    } while (rc == -1 && errno == EINTR);
+    return rc == 0 ? FA_OK : FA_ERROR;
+}
+
+/* the blob lock this batch needs (see the top): 0, LOCK_SH or LOCK_EX */
+static int
+fa_lmdb_batch_lock(fa_lmdb_t *lm, fa_lmdb_op_t *batch)
+{
+    int  how = 0;
+
+    for (fa_lmdb_op_t *op = batch; op; op = op->next) {
+        if (op->sweeps) {
+            how = LOCK_EX;
+        } else if (op->prepare && how == 0) {
+            how = LOCK_SH;
+        }
+    }
+    if (how && fa_lmdb_blobs_lock(lm->blobs_fd, how) != FA_OK) {
+        fa_log_error(FA_LOG_CRIT, lm->log, errno, "lmdb storage: flock(\"%s\") failed",
+                     lm->blobs);
+        for (fa_lmdb_op_t *op = batch; op; op = op->next) {
+            if (op->sweeps || op->prepare) {
+                op->rc = FA_ERROR;
+                op->skip = 1;
+            }
+        }
+        return 0;
+    }
+    return how;
+}
+
 static void
 fa_lmdb_batch_run(fa_lmdb_t *lm, fa_lmdb_op_t *batch)
 {
     fa_int_t  rc = FA_ERROR;
+    int       locked = fa_lmdb_batch_lock(lm, batch);
 
     fa_lmdb_batch_prepare(lm, batch);
     fa_lmdb_batch_check_full(lm, batch);
@@ -300,7 +347,10 @@ fa_lmdb_batch_run(fa_lmdb_t *lm, fa_lmdb_op_t *batch)
         fa_lmdb_batch_fail(batch, rc == FA_LMDB_RETRY || rc == FA_LMDB_FAILED
                                   ? FA_ERROR : rc);
     }
-    fa_lmdb_batch_finish(lm, batch);
+    fa_lmdb_batch_finish(lm, batch);     /* a sweep's unlinks, still under the lock */
+    if (locked) {
+        fa_lmdb_blobs_lock(lm->blobs_fd, LOCK_UN);
+    }
 }
 
 /* up to FA_LMDB_BATCH_OPS operations or _BYTES of inline bodies; the rest waits */

@@ -185,6 +185,18 @@ fa_storage_get(fa_cycle_t *cycle, const char *name)
     return NULL;
 }
 
+/* every configured store, for those that work on all of them (facteurctl check) */
+fa_storage_t *
+fa_storage_nth(fa_cycle_t *cycle, fa_uint_t i)
+{
+    fa_storage_conf_t  *scf = fa_scope_conf(cycle->root, fa_storage_module);
+
+    if (scf == NULL || scf->stores == NULL || i >= scf->stores->nelts) {
+        return NULL;
+    }
+    return (fa_storage_t *) scf->stores->elts + i;
+}
+
 fa_int_t
 fa_storage_open_all(fa_cycle_t *cycle)
 {

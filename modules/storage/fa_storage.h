@@ -25,8 +25,10 @@
  * Versions
  *   A backend is a module of kind FA_MODULE_STORAGE whose ctx points at a
  *   fa_storage_backend_t; abi must equal FA_STORAGE_ABI_VERSION.  New
- *   operations are added at the end, and a NULL operation means "not
- *   supported" (the caller answers a protocol error, never crashes).
+ *   operations are added at the end, taken from the spare slots so that
+ *   the struct keeps its size, and a NULL operation means "not supported"
+ *   (the caller answers a protocol error, never crashes).  Added so far:
+ *   check (facteurctl check), NULL when the backend cannot check itself.
  */
 
 #ifndef FA_STORAGE_H
@@ -212,6 +214,23 @@ typedef void (*fa_storage_quota_pt)(void *data, fa_int_t rc, fa_quota_t *q);
 typedef void (*fa_storage_watch_pt)(void *data);    /* "this mailbox changed" */
 
 /*
+ * check: one call per finding, in the loop thread, before the completion
+ * (never from inside the call).  Without FA_CHECK_REPAIR every finding is
+ * FA_CHECK_PROBLEM; with it, FA_CHECK_REPAIRED (the store is consistent
+ * again there, even when content was lost: the text says so) or
+ * FA_CHECK_UNREPAIRED.  FA_CHECK_INFO lines are not problems (what was
+ * checked).  TEXT is one line, without its end, valid during the call.
+ */
+#define FA_CHECK_REPAIR       0x01   /* flag: repair what can be repaired */
+
+#define FA_CHECK_INFO         0
+#define FA_CHECK_PROBLEM      1
+#define FA_CHECK_REPAIRED     2
+#define FA_CHECK_UNREPAIRED   3
+
+typedef void (*fa_storage_report_pt)(void *data, fa_uint_t level, const char *text);
+
+/*
  * The operations.  "user" is the canonical account name from the auth
  * directory (lower-case "local@domain"); the backend creates a user's
  * namespace on first use.  "pool" is where results are allocated; it must
@@ -309,7 +328,18 @@ struct fa_storage_backend_s {
                       fa_storage_watch_pt cb, void *data, fa_storage_watch_t **out);
     void     (*unwatch)(fa_storage_watch_t *w);
 
-    uintptr_t  spare[8];
+    /*
+     * Verify the whole store: every index entry has its body,
+     * counters and UIDs agree, nothing is left that nobody references;
+     * with FA_CHECK_REPAIR, repair what can be (durable before cb).  Safe
+     * while other processes use the store.  cb's status is FA_OK when the
+     * check ran to its end, whatever it found (the findings went to
+     * report), or an error when it could not.  NULL: not supported.
+     */
+    fa_int_t (*check)(fa_storage_t *st, fa_uint_t flags, fa_storage_report_pt report,
+                      fa_storage_done_pt cb, void *data);
+
+    uintptr_t  spare[7];
 };
 
 /*
@@ -320,6 +350,7 @@ struct fa_storage_backend_s {
 extern fa_module_t  fa_storage_module;
 
 fa_storage_t *fa_storage_get(fa_cycle_t *cycle, const char *name);   /* NULL name: default */
+fa_storage_t *fa_storage_nth(fa_cycle_t *cycle, fa_uint_t i);  /* in order; NULL past the end */
 fa_int_t fa_storage_open_all(fa_cycle_t *cycle);
 void fa_storage_close_all(fa_cycle_t *cycle);
 

@@ -39,7 +39,8 @@ static const fa_storage_backend_t  fa_maildir_backend = {
     fa_maildir_store, fa_maildir_copy, fa_maildir_expunge, fa_maildir_changes_since,
     fa_maildir_quota_get, fa_maildir_quota_set,
     fa_maildir_watch, fa_maildir_unwatch,
-    { 0, 0, 0, 0, 0, 0, 0, 0 }
+    NULL,                                  /* check: not supported */
+    { 0, 0, 0, 0, 0, 0, 0 }
 };
 
 fa_module_t  fa_storage_maildir_module = {
