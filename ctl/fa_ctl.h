@@ -44,6 +44,7 @@ extern const fa_ctl_command_t  fa_ctl_import_commands[];
 extern const fa_ctl_command_t  fa_ctl_mailbox_commands[];
 extern const fa_ctl_command_t  fa_ctl_mbox_commands[];
 extern const fa_ctl_command_t  fa_ctl_check_commands[];
+extern const fa_ctl_command_t  fa_ctl_maildir_commands[];
 
 /* waiting for the storage contract's completions (fa_ctl_storage.c) */
 typedef struct {
@@ -53,6 +54,7 @@ typedef struct {
     fa_uint_t            n;
     fa_quota_t           quota;
     fa_mailbox_t        *box;
+    fa_mailbox_status_t *status;       /* mailbox_open's, in its pool */
     fa_message_meta_t   *msgs;
     fa_append_result_t   app;
 } fa_ctl_wait_t;
@@ -65,6 +67,12 @@ void fa_ctl_append_cb(void *data, fa_int_t rc, fa_append_result_t *res);
 fa_int_t fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc);
 fa_storage_t *fa_ctl_open_store(fa_ctl_t *ctl);
 fa_storage_t *fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user);
+/* what export does for one user: write USER's mailboxes under DIR */
+typedef fa_int_t (*fa_ctl_user_pt)(fa_ctl_t *ctl, fa_storage_t *st, const fa_str_t *user,
+    const char *dir);
+fa_int_t fa_ctl_each_user(fa_ctl_t *ctl, const char *arg, const char *dir,
+    fa_ctl_user_pt fn);
+int fa_ctl_exit_status(fa_int_t rc);
 int fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name);
 
 int fa_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

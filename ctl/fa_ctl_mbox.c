@@ -1,6 +1,6 @@
 /*
  * facteurctl import mbox USER FILE|- [--mailbox=NAME]
- * facteurctl export mbox USER DIR
+ * facteurctl export mbox USER|DOMAIN DIR
  *
  * The mbox dialect is mboxrd: a message starts at a "From " line at the
  * start of the file or after a blank line; a body line matching ">*From "
@@ -11,7 +11,8 @@
  *
  * Export writes one file per mailbox: DIR/NAME.mbox ("Work/Reports" goes to
  * DIR/Work/Reports.mbox), each message under a "From MAILER-DAEMON DATE"
- * line carrying its internal date.
+ * line carrying its internal date.  A whole domain goes to DIR/LOCAL/, one
+ * directory per user.
  */
 
 #include "fa_ctl.h"
@@ -326,36 +327,47 @@ fa_mbox_export_mailbox(fa_ctl_t *ctl, fa_storage_t *st, const fa_str_t *user,
     return rc;
 }
 
-static int
-fa_ctl_export_mbox(fa_ctl_t *ctl, int argc, char **argv)
+static fa_int_t
+fa_mbox_export_user(fa_ctl_t *ctl, fa_storage_t *st, const fa_str_t *user, const char *dir)
 {
     fa_ctl_wait_t   w = { 0 };
-    fa_storage_t   *st;
-    fa_str_t        user;
     fa_int_t        rc;
     fa_uint_t       done = 0;
 
-    (void) argc;
-    if ((st = fa_ctl_store(ctl, argv[0], &user)) == NULL) {
-        return FA_CTL_REFUSED;
+    if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+        fa_ctl_error("cannot create \"%s\": %s", dir, strerror(errno));
+        return FA_ERROR;
     }
-    if (mkdir(argv[1], 0750) == -1 && errno != EEXIST) {
-        return fa_ctl_error("cannot create \"%s\": %s", argv[1], strerror(errno));
-    }
-    rc = fa_ctl_wait(ctl, &w, st->backend->mailbox_list(st, &user, ctl->pool,
+    rc = fa_ctl_wait(ctl, &w, st->backend->mailbox_list(st, user, ctl->pool,
                                                        fa_ctl_list_cb, &w));
     for (fa_uint_t i = 0; rc == FA_OK && i < w.n; i++) {
         if (!w.boxes[i].noselect) {
-            rc = fa_mbox_export_mailbox(ctl, st, &user, &w.boxes[i].name, argv[1]);
+            rc = fa_mbox_export_mailbox(ctl, st, user, &w.boxes[i].name, dir);
             done += rc == FA_OK;
         }
     }
-    printf("exported %lu mailboxes of %s\n", (unsigned long) done, (char *) user.data);
-    return fa_ctl_storage_status(rc, "user", (char *) user.data);
+    printf("exported %lu mailboxes of %s\n", (unsigned long) done, (char *) user->data);
+    if (rc != FA_OK) {
+        fa_ctl_storage_status(rc, "user", (char *) user->data);
+    }
+    return rc;
+}
+
+static int
+fa_ctl_export_mbox(fa_ctl_t *ctl, int argc, char **argv)
+{
+    fa_int_t  rc;
+
+    (void) argc;
+    if (mkdir(argv[1], 0750) == -1 && errno != EEXIST) {
+        return fa_ctl_error("cannot create \"%s\": %s", argv[1], strerror(errno));
+    }
+    rc = fa_ctl_each_user(ctl, argv[0], argv[1], fa_mbox_export_user);
+    return fa_ctl_exit_status(rc);
 }
 
 const fa_ctl_command_t  fa_ctl_mbox_commands[] = {
     { "import", "mbox", "USER FILE|- [--mailbox=NAME]", 2, 2, fa_ctl_import_mbox },
-    { "export", "mbox", "USER DIR", 2, 2, fa_ctl_export_mbox },
+    { "export", "mbox", "USER|DOMAIN DIR", 2, 2, fa_ctl_export_mbox },
     { NULL, NULL, NULL, 0, 0, NULL }
 };

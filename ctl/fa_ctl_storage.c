@@ -35,8 +35,8 @@ fa_ctl_open_cb(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_status_t *
 {
     fa_ctl_wait_t  *w = data;
 
-    (void) st;
     w->box = box;
+    w->status = st;                      /* in the pool given to mailbox_open */
     fa_ctl_done_cb(data, rc);
 }
 
@@ -129,14 +129,99 @@ fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
     return fa_ctl_open_store(ctl);
 }
 
+typedef struct {
+    fa_ctl_t          *ctl;
+    fa_storage_t      *st;
+    const char        *dir;
+    fa_ctl_user_pt     fn;
+    fa_int_t           rc;
+    fa_uint_t          n;
+} fa_ctl_each_t;
+
+/* one user of a domain: DIR/LOCAL; a directory entry named after the local part */
+static int
+fa_ctl_each_one(void *data, const fa_str_t *key, const fa_str_t *value)
+{
+    fa_ctl_each_t  *e = data;
+    const u_char   *at = memchr(key->data, '@', key->len);
+    fa_str_t        user;
+    char           *sub;
+    size_t          size;
+
+    (void) value;
+    user.len = key->len;
+    user.data = fa_pnalloc(e->ctl->pool, key->len + 1);
+    size = strlen(e->dir) + key->len + 2;
+    sub = fa_pnalloc(e->ctl->pool, size);
+    if (user.data == NULL || sub == NULL || at == NULL) {
+        e->rc = FA_ERROR;
+        return 1;
+    }
+    memcpy(user.data, key->data, key->len);
+    user.data[key->len] = '\0';
+    fa_snprintf(sub, size, "%s/%.*s", e->dir, (int) (at - key->data), key->data);
+    e->rc = e->fn(e->ctl, e->st, &user, sub);
+    e->n++;
+    return e->rc != FA_OK;               /* stop at the first failure */
+}
+
+/*
+ * ARG is a user ("alice@example.org": fn works in DIR) or a domain
+ * ("example.org" or "@example.org": fn runs for each of its users, each in
+ * DIR/LOCAL).  The status of the first failure, or FA_OK.
+ */
+fa_int_t
+fa_ctl_each_user(fa_ctl_t *ctl, const char *arg, const char *dir, fa_ctl_user_pt fn)
+{
+    fa_ctl_each_t   e = { ctl, NULL, dir, fn, FA_OK, 0 };
+    fa_str_t        in, domain;
+    fa_auth_dir_t  *d;
+    fa_int_t        rc;
+
+    if (strchr(arg + 1, '@') != NULL) {
+        fa_str_t user;
+        fa_storage_t *st = fa_ctl_store(ctl, arg, &user);
+        return st ? fn(ctl, st, &user, dir) : FA_STORAGE_NOTFOUND;
+    }
+    in.data = (u_char *) arg + (arg[0] == '@');
+    in.len = strlen((char *) in.data);
+    if (fa_auth_domain_normalize(ctl->pool, &in, &domain) != FA_OK) {
+        fa_ctl_error("invalid user or domain \"%s\"", arg);
+        return FA_STORAGE_INVALID;
+    }
+    d = fa_auth_dir_open(fa_auth_dir_path(ctl->cycle), 1, &fa_log_stderr);
+    rc = d ? fa_auth_domain_exists(d, &domain) : FA_ERROR;
+    if (rc == FA_OK && (e.st = fa_ctl_open_store(ctl)) == NULL) {
+        rc = FA_ERROR;
+    }
+    if (rc == FA_OK) {
+        rc = fa_auth_user_list(d, &domain, fa_ctl_each_one, &e);
+    }
+    fa_auth_dir_close(d);
+    if (rc != FA_OK) {
+        fa_ctl_error("domain \"%s\": %s", (char *) domain.data, fa_auth_strerror(rc));
+        return rc == FA_AUTH_NOTFOUND ? FA_STORAGE_NOTFOUND : FA_ERROR;
+    }
+    return e.rc;
+}
+
+/* the exit status for a storage status: refused for the caller's mistakes */
 int
-fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name)
+fa_ctl_exit_status(fa_int_t rc)
 {
     if (rc == FA_OK) {
         return FA_CTL_OK;
     }
-    fa_ctl_error("%s \"%s\": %s", what, name, fa_storage_strerror(rc));
     return (rc == FA_ERROR || rc == FA_STORAGE_CORRUPT || rc == FA_STORAGE_TEMPFAIL)
            ? FA_CTL_FAILED : FA_CTL_REFUSED;
+}
+
+int
+fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name)
+{
+    if (rc != FA_OK) {
+        fa_ctl_error("%s \"%s\": %s", what, name, fa_storage_strerror(rc));
+    }
+    return fa_ctl_exit_status(rc);
 }
 

@@ -14,6 +14,7 @@ static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_mailbox_commands,
     fa_ctl_mbox_commands,
     fa_ctl_check_commands,
+    fa_ctl_maildir_commands,
 };
 
 int

@@ -16,7 +16,10 @@
  *                      changes_since
  *   fa_lmdb_change.c   store, copy/move, expunge
  *   fa_lmdb_watch.c    change notification within and across processes
- *   fa_lmdb_check.c    facteurctl check: verify the whole store, repair
+ *   fa_lmdb_check.c    facteurctl check: verify the whole store, repair;
+ *                      the op, the walk reading everything, the run
+ *   fa_lmdb_check_fix.c  ... comparing what the walk read, repairing
+ *                      (fa_lmdb_check.h: what the two files share)
  *
  * Databases (one environment, "path"; keys are big-endian so that LMDB's
  * byte order is numeric order and one mailbox is one key range):

@@ -359,4 +359,16 @@ fa_int_t fa_storage_mailbox_name_valid(const fa_str_t *name);   /* FA_OK or FA_S
 int fa_uid_set_contains(const fa_uid_set_t *set, uint32_t uid);
 const char *fa_storage_strerror(fa_int_t rc);
 
+/*
+ * Mailbox names outside the store (fa_mailbox_name.c).  Modified UTF-7
+ * (RFC 3501 5.1.3) to and from UTF-8: FA_STORAGE_INVALID when the input is
+ * not what it should be.  A mailbox's Maildir++ folder ("Work/2024.q1" ->
+ * ".Work.2024\2eq1", Dovecot's layout with listescape): NULL when the name
+ * cannot be a folder; and back: FA_DECLINED when the folder is not one.
+ */
+fa_int_t fa_mutf7_encode(fa_pool_t *pool, const fa_str_t *utf8, fa_str_t *out);
+fa_int_t fa_mutf7_decode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out);
+char *fa_mailbox_to_maildir(fa_pool_t *pool, const fa_str_t *name);
+fa_int_t fa_mailbox_from_maildir(fa_pool_t *pool, const char *folder, fa_str_t *name);
+
 #endif /* FA_STORAGE_H */

@@ -221,8 +221,6 @@ fa_int_t fa_maildir_locate(fa_maildir_t *md, const fa_str_t *user, const fa_str_
     fa_pool_t *pool, fa_maildir_loc_t *loc);
 fa_int_t fa_maildir_user_root(fa_maildir_t *md, const fa_str_t *user, fa_pool_t *pool,
     char **root);
-char *fa_maildir_folder_encode(fa_pool_t *pool, const fa_str_t *name);
-fa_int_t fa_maildir_folder_decode(fa_pool_t *pool, const char *folder, fa_str_t *name);
 char *fa_maildir_join(fa_pool_t *pool, const char *a, const char *b);
 
 /* fa_maildir_file.c: message file names, flags, unique names */

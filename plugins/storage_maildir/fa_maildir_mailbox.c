@@ -228,7 +228,7 @@ fa_maildir_list_scan(fa_maildir_t *md, fa_pool_t *pool, const char *root, fa_arr
         if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
             continue;
         }
-        if (fa_maildir_folder_decode(pool, de->d_name, &name) != FA_OK) {
+        if (fa_mailbox_from_maildir(pool, de->d_name, &name) != FA_OK) {
             continue;
         }
         char *dir = fa_maildir_join(pool, root, de->d_name);
