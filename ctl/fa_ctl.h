@@ -54,7 +54,8 @@ typedef struct {
     fa_uint_t            n;
     fa_quota_t           quota;
     fa_mailbox_t        *box;
-    fa_mailbox_status_t *status;       /* mailbox_open's, in its pool */
+    fa_pool_t           *pool;         /* set: mailbox_open's status is copied here */
+    fa_mailbox_status_t *status;
     fa_message_meta_t   *msgs;
     fa_append_result_t   app;
 } fa_ctl_wait_t;

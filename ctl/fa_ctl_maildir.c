@@ -510,6 +510,7 @@ fa_md_export_mailbox(fa_md_out_t *o, const fa_str_t *user, const fa_str_t *name,
                      strerror(errno));
         return FA_ERROR;
     }
+    w.pool = o->ctl->pool;
     rc = fa_ctl_wait(o->ctl, &w, b->mailbox_open(o->st, user, name, o->ctl->pool,
                                                  fa_ctl_open_cb, &w));
     if (rc != FA_OK) {

@@ -36,7 +36,20 @@ fa_ctl_open_cb(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_status_t *
     fa_ctl_wait_t  *w = data;
 
     w->box = box;
-    w->status = st;                      /* in the pool given to mailbox_open */
+    if (st && w->pool) {                 /* valid during this call only: copy */
+        w->status = fa_palloc(w->pool, sizeof(*st));
+        if (w->status == NULL) {
+            fa_ctl_done_cb(data, FA_ERROR);
+            return;
+        }
+        *w->status = *st;
+        w->status->keywords = fa_palloc(w->pool, st->nkeywords * sizeof(fa_str_t) + 1);
+        for (fa_uint_t i = 0; w->status->keywords && i < st->nkeywords; i++) {
+            w->status->keywords[i].data = fa_pstrdup(w->pool, &st->keywords[i]);
+            w->status->keywords[i].len = w->status->keywords[i].data ? st->keywords[i].len : 0;
+        }
+        w->status->nkeywords = w->status->keywords ? st->nkeywords : 0;
+    }
     fa_ctl_done_cb(data, rc);
 }
 

@@ -127,7 +127,9 @@ SKIP: {
         if !$ok && $log =~ /invalid option|unknown option/;
     ok($ok, './configure --builddir=TMP --add-dynamic-module=t/modules/echo') or diag($log);
 
-    $ok = system("make -C '$tmp/objs' modules > '$tmp/make.log' 2>&1") == 0;
+    # not the caller's make variables (make test BUILDDIR=... exports them)
+    $ok = system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C '$tmp/objs' modules "
+                 . "> '$tmp/make.log' 2>&1") == 0;
     ok($ok, 'make -C TMP/objs modules') or diag($t->read_file("$tmp/make.log"));
     my $so = "$tmp/objs/modules/fa_test_echo_module.so";
     ok(-f $so, 'it built TMP/objs/modules/fa_test_echo_module.so');

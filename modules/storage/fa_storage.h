@@ -196,7 +196,9 @@ typedef struct {
 /*
  * Callbacks: data is the caller's; results live in the caller's pool, or,
  * for calls that take no pool (mailbox_status, quota_get), are valid only
- * during the callback: copy what you keep.
+ * during the callback: copy what you keep.  mailbox_open's status (its
+ * keyword table included) is valid only during the callback too; the box
+ * until mailbox_close.
  */
 typedef void (*fa_storage_done_pt)(void *data, fa_int_t rc);
 typedef void (*fa_storage_list_pt)(void *data, fa_int_t rc, fa_mailbox_info_t *boxes,
