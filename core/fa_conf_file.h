@@ -192,6 +192,12 @@ void *fa_conf_get(fa_conf_t *cf, fa_conf_scope_t *scope, const fa_module_t *m);
 typedef fa_int_t (*fa_scope_visit_pt)(fa_cycle_t *cycle, fa_conf_scope_t *s, void *data);
 fa_int_t fa_conf_each_scope(fa_cycle_t *cycle, const char *kind, fa_scope_visit_pt fn, void *data);
 
+/*
+ * The "domain NAME" scope for a domain (case-insensitive), or NULL.  A
+ * domain's policy applies to its subdomains only when a block names them.
+ */
+fa_conf_scope_t *fa_conf_domain(fa_cycle_t *cycle, const fa_str_t *name);
+
 /* resolve a path against the prefix (-p); returns a NUL-terminated copy */
 char *fa_conf_full_path(fa_conf_t *cf, const fa_str_t *path);
 

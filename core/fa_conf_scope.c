@@ -402,6 +402,28 @@ fa_conf_merge_scopes(fa_conf_t *cf)
 }
 
 
+/* ---- domains ---------------------------------------------------------- */
+
+fa_conf_scope_t *
+fa_conf_domain(fa_cycle_t *cycle, const fa_str_t *name)
+{
+    fa_conf_scope_t  **kids;
+
+    if (cycle == NULL || cycle->root == NULL) {
+        return NULL;
+    }
+    kids = cycle->root->children.elts;
+    for (fa_uint_t i = 0; i < cycle->root->children.nelts; i++) {
+        if (strcmp(kids[i]->kind, "domain") == 0 && kids[i]->name.len == name->len
+            && strncasecmp((char *) kids[i]->name.data, (char *) name->data, name->len) == 0)
+        {
+            return kids[i];
+        }
+    }
+    return NULL;
+}
+
+
 /* ---- paths ----------------------------------------------------------- */
 
 char *

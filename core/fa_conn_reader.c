@@ -177,6 +177,22 @@ fa_conn_read_bytes(fa_connection_t *c, size_t want, fa_str_t *chunk)
     return FA_OK;
 }
 
+/*
+ * Give back the last n bytes of the chunk fa_conn_read_bytes() just
+ * returned, for the next read: a protocol that scans a chunk for its own
+ * terminator (SMTP's CRLF.CRLF) leaves what follows for its command reader.
+ */
+void
+fa_conn_unread(fa_connection_t *c, size_t n)
+{
+    fa_reader_t  *in = &c->in;
+
+    if (in->start && n <= (size_t) (in->pos - in->start)) {
+        in->pos -= n;
+        in->scanned = 0;
+    }
+}
+
 void
 fa_conn_reader_discard(fa_connection_t *c)
 {

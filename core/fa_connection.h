@@ -127,6 +127,7 @@ void fa_conn_close_after_flush(fa_connection_t *c);  /* send queued output, then
 /* reader */
 fa_int_t fa_conn_read_line(fa_connection_t *c, fa_line_t *line);
 fa_int_t fa_conn_read_bytes(fa_connection_t *c, size_t want, fa_str_t *chunk);
+void fa_conn_unread(fa_connection_t *c, size_t n);   /* give back a chunk's tail */
 void fa_conn_reader_discard(fa_connection_t *c);   /* drop unread input */
 void fa_conn_reader_release(fa_connection_t *c);   /* free the buffer if empty */
 fa_int_t fa_conn_fill(fa_connection_t *c);         /* read more from the socket */

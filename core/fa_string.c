@@ -5,6 +5,7 @@
  */
 
 #include "fa_core.h"
+#include <openssl/evp.h>
 
 int
 fa_str_equal(const fa_str_t *a, const fa_str_t *b)
@@ -183,4 +184,98 @@ fa_strlow(u_char *dst, const u_char *src, size_t n)
         u_char c = src[i];
         dst[i] = (c >= 'A' && c <= 'Z') ? (u_char) (c | 0x20) : c;
     }
+}
+
+/* ---- base64 (RFC 4648) ---- */
+
+static int
+fa_base64_char(u_char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+           || c == '+' || c == '/';
+}
+
+/*
+ * EVP_DecodeBlock() is lenient where a protocol parser must not be: it skips
+ * whitespace around the data and takes '=' anywhere in the last quantum.  So
+ * the shape is checked here: whole quanta, the alphabet, at most two '=' and
+ * only at the end.  Returns the number of '=', or -1.
+ */
+static int
+fa_base64_shape(const fa_str_t *in)
+{
+    size_t  pad = 0, n = in->len;
+
+    if (n % 4 != 0 || n > INT_MAX) {
+        return -1;
+    }
+    while (pad < n && in->data[n - 1 - pad] == '=') {
+        pad++;
+    }
+    if (pad > 2) {
+        return -1;
+    }
+    for (size_t i = 0; i < n - pad; i++) {
+        if (!fa_base64_char(in->data[i])) {
+            return -1;
+        }
+    }
+    return (int) pad;
+}
+
+/*
+ * "Zh==" decodes to the same byte as "Zg==": the bits under the padding must
+ * be zero (RFC 4648 3.5), or two encodings would name one value.  Encoding
+ * the last bytes again must give back the last quantum.
+ */
+static int
+fa_base64_canonical(const fa_str_t *in, const u_char *tail, int ntail)
+{
+    u_char  quantum[5];
+
+    EVP_EncodeBlock(quantum, tail, ntail);
+    return memcmp(quantum, in->data + in->len - 4, 4) == 0;
+}
+
+fa_int_t
+fa_base64_decode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out)
+{
+    int      pad = fa_base64_shape(in), n = 0;
+    size_t   size = in->len / 4 * 3;
+    u_char  *p;
+
+    if (pad < 0 || (p = fa_pnalloc(pool, size + 1)) == NULL) {
+        return FA_ERROR;
+    }
+    if (size) {
+        n = EVP_DecodeBlock(p, in->data, (int) in->len);
+    }
+    /* EVP_DecodeBlock counts the padding as decoded zero bytes */
+    if (n != (int) size || (pad && !fa_base64_canonical(in, p + size - 3, 3 - pad))) {
+        explicit_bzero(p, size);           /* it may be half a password */
+        return FA_ERROR;
+    }
+    out->data = p;
+    out->len = size - (size_t) pad;
+    p[out->len] = '\0';
+    return FA_OK;
+}
+
+fa_int_t
+fa_base64_encode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out)
+{
+    size_t   size;
+    u_char  *p;
+
+    if (in->len > INT_MAX / 4 * 3) {       /* EVP_EncodeBlock counts in int */
+        return FA_ERROR;
+    }
+    size = (in->len + 2) / 3 * 4;
+    if ((p = fa_pnalloc(pool, size + 1)) == NULL) {
+        return FA_ERROR;
+    }
+    p[0] = '\0';
+    out->len = in->len ? (size_t) EVP_EncodeBlock(p, in->data, (int) in->len) : 0;
+    out->data = p;
+    return FA_OK;
 }

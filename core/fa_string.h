@@ -42,4 +42,16 @@ size_t fa_vsnprintf(char *buf, size_t size, const char *fmt, va_list args);
 
 void fa_strlow(u_char *dst, const u_char *src, size_t n);
 
+/*
+ * Base64 (RFC 4648, standard alphabet), for SASL and MIME headers.  Decoding
+ * is strict, as a protocol parser should be: whole 4-byte quanta, '=' padding
+ * only at the end, zero bits under the padding, no whitespace, no URL-safe
+ * alphabet; anything else is FA_ERROR.  The empty string decodes to the empty
+ * string; a lone "=" (SASL's "empty response") is an error here: callers that
+ * speak SASL handle it before decoding.  Output is in the pool and
+ * NUL-terminated (the NUL is not counted); the decoded data may hold NULs.
+ */
+fa_int_t fa_base64_decode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out);
+fa_int_t fa_base64_encode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out);
+
 #endif /* FA_STRING_H */
