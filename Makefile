@@ -30,6 +30,7 @@ run: build
 	$(BUILDDIR)/facteur -p ./ -c conf/facteur.conf
 
 test: build
+	@sh auto/devcert var/ssl
 	$(MAKE) -f $(BUILDDIR)/Makefile unit test-modules
 	FACTEUR_BUILDDIR=$(BUILDDIR) prove -j$(PROVE_JOBS) -r t/
 

@@ -45,6 +45,7 @@ extern const fa_ctl_command_t  fa_ctl_mailbox_commands[];
 extern const fa_ctl_command_t  fa_ctl_mbox_commands[];
 extern const fa_ctl_command_t  fa_ctl_check_commands[];
 extern const fa_ctl_command_t  fa_ctl_maildir_commands[];
+extern const fa_ctl_command_t  fa_ctl_queue_commands[];
 
 /* waiting for the storage contract's completions (fa_ctl_storage.c) */
 typedef struct {

@@ -1,0 +1,145 @@
+/*
+ * Recipients: is a domain local, may this client send there, and where
+ * does an address go (a user's mailbox, an alias's targets, the queue).
+ *
+ * The relay rule comes first and no hook can change it: a recipient in a
+ * domain that is not local is accepted only from a client that
+ * authenticated or connects from relay_from (or over LMTP's local socket:
+ * no, LMTP never relays).  Local parts carrying routing characters ("%",
+ * "!", or an "@" inside quotes) are relay attempts too, refused the same
+ * way, so "user%elsewhere@local" can never leave through us.
+ *
+ * Lookups are LMDB reads of microseconds, done in the loop.
+ */
+
+#include "fa_smtp_int.h"
+#include "fa_auth_directory.h"
+#include "fa_auth_login.h"
+
+fa_int_t
+fa_smtp_is_local_domain(const fa_str_t *domain)
+{
+    fa_auth_dir_t  *d = fa_auth_worker_dir();
+    fa_int_t        rc;
+
+    if (d == NULL) {
+        return FA_ERROR;
+    }
+    rc = fa_auth_domain_exists(d, domain);
+    return rc == FA_OK ? FA_OK : rc == FA_AUTH_NOTFOUND ? FA_DECLINED : FA_ERROR;
+}
+
+static fa_int_t
+fa_smtp_refuse(fa_smtp_session_t *s, fa_smtp_answer_t *a, fa_uint_t code,
+    const char *reason, const char *fmt, const fa_smtp_addr_t *addr)
+{
+    u_char  *text = fa_pnalloc(s->txn->pool, 512);
+
+    if (text == NULL) {
+        return FA_ERROR;
+    }
+    a->verdict = code >= 500 ? FA_SMTP_REJECT : FA_SMTP_DEFER;
+    a->code = code;
+    a->text.data = text;
+    a->text.len = fa_snprintf((char *) text, 512, fmt, (int) fa_min(addr->address.len, 300),
+                              addr->address.data);
+    fa_smtp_count_reject(reason);
+    return FA_DECLINED;
+}
+
+static int
+fa_smtp_routing_chars(const fa_str_t *local)
+{
+    return memchr(local->data, '%', local->len) || memchr(local->data, '!', local->len)
+           || memchr(local->data, '@', local->len);
+}
+
+/* "<postmaster>" without a domain is the server's postmaster (RFC 5321 4.5.1) */
+static void
+fa_smtp_rcpt_postmaster(fa_smtp_session_t *s, fa_smtp_rcpt_t *r)
+{
+    if (r->addr.domain.len == 0) {
+        r->addr.domain = fa_smtp_priv(s)->conf->hostname;
+    }
+}
+
+static fa_int_t
+fa_smtp_rcpt_local(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, fa_smtp_answer_t *a)
+{
+    fa_auth_resolved_t  res;
+    fa_str_t            full;
+    fa_int_t            rc;
+
+    full.len = r->addr.local.len + 1 + r->addr.domain.len;
+    full.data = fa_pnalloc(s->txn->pool, full.len + 1);
+    if (full.data == NULL) {
+        return FA_ERROR;
+    }
+    fa_snprintf((char *) full.data, full.len + 1, "%.*s@%.*s", (int) r->addr.local.len,
+                r->addr.local.data, (int) r->addr.domain.len, r->addr.domain.data);
+    rc = fa_auth_resolve(fa_auth_worker_dir(), &full, s->txn->pool, &res);
+    if (rc == FA_AUTH_NOTFOUND || rc == FA_AUTH_INVALID) {
+        if (fa_smtp_domain_unknown_users(s, &r->addr.domain) == FA_SMTP_UNKNOWN_ACCEPT) {
+            r->route = FA_SMTP_ROUTE_QUEUE;      /* for a bounce, later */
+            fa_str_set(&r->reason, "unknown user");
+            return FA_OK;
+        }
+        return fa_smtp_refuse(s, a, 550, "unknown_user",
+                              "5.1.1 <%.*s>: Recipient address rejected: User unknown",
+                              &r->addr);
+    }
+    if (rc != FA_OK) {
+        return fa_smtp_refuse(s, a, 451, "lookup_failure",
+                              "4.3.0 <%.*s>: Temporary lookup failure", &r->addr);
+    }
+    r->route = FA_SMTP_ROUTE_LOCAL;
+    if (res.kind == FA_AUTH_RESOLVED_USER) {
+        r->user = res.user;
+        if (res.detail.len) {
+            /* filed in that folder if it exists; its case is the sender's */
+            u_char *plus = memchr(r->addr.local.data, '+', r->addr.local.len);
+            r->mailbox.data = plus ? plus + 1 : res.detail.data;
+            r->mailbox.len = plus ? (size_t) (r->addr.local.data + r->addr.local.len - plus - 1)
+                                  : res.detail.len;
+        } else {
+            fa_str_set(&r->mailbox, "INBOX");
+        }
+    }
+    /* an alias: user stays empty, its targets are expanded at delivery */
+    return FA_OK;
+}
+
+/*
+ * Decide a new recipient's route, or refuse it: FA_OK, or FA_DECLINED with
+ * the reply in *a (code and text), or FA_ERROR.
+ */
+fa_int_t
+fa_smtp_rcpt_resolve(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, fa_smtp_answer_t *a)
+{
+    int       may_relay = s->role != FA_SMTP_ROLE_LMTP && (s->user.len || s->relay_client);
+    fa_int_t  local;
+
+    fa_smtp_rcpt_postmaster(s, r);
+    local = fa_smtp_is_local_domain(&r->addr.domain);
+    if (local == FA_ERROR) {
+        return fa_smtp_refuse(s, a, 451, "lookup_failure",
+                              "4.3.0 <%.*s>: Temporary lookup failure", &r->addr);
+    }
+    if (local != FA_OK || fa_smtp_routing_chars(&r->addr.local)) {
+        if (!may_relay) {
+            fa_log_error(FA_LOG_INFO, s->c->log, 0, "relay denied: <%.*s>",
+                         (int) fa_min(r->addr.address.len, 300), r->addr.address.data);
+            return s->role == FA_SMTP_ROLE_LMTP
+                   ? fa_smtp_refuse(s, a, 550, "relay",
+                                    "5.7.1 <%.*s>: Relay access denied (LMTP delivers "
+                                    "to local domains only)", &r->addr)
+                   : fa_smtp_refuse(s, a, 554, "relay",
+                                    "5.7.1 <%.*s>: Relay access denied", &r->addr);
+        }
+        if (local != FA_OK) {
+            r->route = FA_SMTP_ROUTE_QUEUE;
+            return FA_OK;
+        }
+    }
+    return fa_smtp_rcpt_local(s, r, a);
+}
