@@ -109,7 +109,8 @@ sub has_feature {
     return !$self->_missing($f);
 }
 
-my %DYNAMIC = (echo => 'fa_test_echo_module', badabi => 'fa_test_badabi_module');
+my %DYNAMIC = (echo => 'fa_test_echo_module', badabi => 'fa_test_badabi_module',
+               smtp_hooks => 'fa_test_smtp_hooks_module');
 
 sub _missing {
     my ($self, $f) = @_;
