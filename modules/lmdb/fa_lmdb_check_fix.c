@@ -36,7 +36,17 @@ fa_lmdb_ck_body_unused(fa_lmdb_check_op_t *ck, fa_lmdb_ck_body_t *b, const char 
         fa_snprintf(what + n, sizeof(what) - n, "%sa file of %" PRIu64 " bytes",
                     n ? ", " : "", b->file_size);
     }
-    fa_lmdb_ck_find(ck, 1, "body %s is used by no message (%s)", hex, what);
+    if (b->has_file && !b->has_ref && !b->has_inline) {
+        /*
+         * Only a file: an append renamed it into blobs/ and its commit never
+         * came (the server was killed).  No index is wrong and no client was
+         * told it was stored: not a problem, just space to take back.
+         */
+        fa_lmdb_ck_find(ck, -1, "body %s is used by no message (%s, left by an interrupted "
+                        "append)%s", hex, what, ck->repair ? ": removed" : "");
+    } else {
+        fa_lmdb_ck_find(ck, 1, "body %s is used by no message (%s)", hex, what);
+    }
     if (b->has_ref) {
         fa_lmdb_ck_del(ck, FA_LMDB_REFS, b->id, FA_LMDB_BODY_ID_LEN);
     }

@@ -199,6 +199,7 @@ sub port {
 sub port_listening {
     my ($self, $port) = @_;
     my $hex = sprintf '%04X', $port;
+    local $_;                   # callers may be inside a map or grep over $_
 
     for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
         open my $fh, '<', $f or next;
