@@ -1,0 +1,26 @@
+/*
+ * QUOTA: not written yet.
+ */
+
+#include "fa_imap_int.h"
+
+fa_int_t
+fa_imap_getquota(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
+{
+    (void) cmd;
+    return fa_imap_tagged(s, "NO", "[CANNOT] Not implemented yet");
+}
+
+fa_int_t
+fa_imap_getquotaroot(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
+{
+    (void) cmd;
+    return fa_imap_tagged(s, "NO", "[CANNOT] Not implemented yet");
+}
+
+fa_int_t
+fa_imap_setquota(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
+{
+    (void) cmd;
+    return fa_imap_tagged(s, "NO", "[CANNOT] Not implemented yet");
+}
