@@ -138,6 +138,7 @@ struct fa_imap_session_s {
     unsigned                tls_wait:1;
     unsigned                closing:1;       /* BYE sent: close once flushed */
     unsigned                idling:1;
+    unsigned                appending:1;     /* an APPEND between its messages */
 
     /* totals for the logout line */
     uint64_t                commands;

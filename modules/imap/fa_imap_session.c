@@ -101,6 +101,7 @@ fa_imap_logout_line(fa_imap_session_t *s, const char *why)
 static void
 fa_imap_cmd_free(fa_imap_session_t *s)
 {
+    s->appending = 0;
     if (s->cmd) {
         fa_pool_destroy(s->cmd->pool);
         s->cmd = NULL;
@@ -219,8 +220,8 @@ fa_imap_run(fa_imap_session_t *s)
              : fa_imap_send(s, "* BAD %s", why);
     }
     if (rc == FA_AGAIN) {
-        if (s->input == FA_IMAP_IN_COMMAND) {
-            s->input = FA_IMAP_IN_BUSY;
+        if (s->cmd && s->input == FA_IMAP_IN_COMMAND) {
+            s->input = FA_IMAP_IN_BUSY;  /* (unless it ended already: fa_imap_done) */
         }
         return FA_OK;
     }
@@ -292,7 +293,7 @@ fa_imap_literal(fa_imap_session_t *s, uint64_t size, int sync, int binary)
 {
     fa_int_t  rc;
 
-    if (fa_imap_buf_is_append(s)) {
+    if (s->appending || fa_imap_buf_is_append(s)) {
         rc = fa_imap_append_literal(s, size, sync, binary);
         if (rc != FA_DECLINED) {
             return rc;                 /* streaming, or refused (it answered) */
