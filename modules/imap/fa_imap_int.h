@@ -149,6 +149,7 @@ struct fa_imap_session_s {
 extern fa_module_t  fa_imap_module;
 void fa_imap_count_command(const char *name);
 extern fa_stat_t  *fa_imap_stat_logins, *fa_imap_stat_login_failures;
+extern fa_stat_t  *fa_imap_stat_bytes_in, *fa_imap_stat_bytes_out;
 
 /* fa_imap_session.c */
 void fa_imap_init_session(fa_connection_t *c);

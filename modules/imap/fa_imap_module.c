@@ -52,6 +52,7 @@ fa_module_t  fa_imap_module = {
 };
 
 fa_stat_t  *fa_imap_stat_logins, *fa_imap_stat_login_failures;
+fa_stat_t  *fa_imap_stat_bytes_in, *fa_imap_stat_bytes_out;
 
 static void *
 fa_imap_create_conf(fa_conf_t *cf)
@@ -165,19 +166,43 @@ fa_imap_init_conf(fa_conf_t *cf)
                                        "Successful IMAP logins");
     fa_imap_stat_login_failures = fa_stats_get("facteur_imap_login_failures_total", "",
                                                FA_STATS_COUNTER, "Failed IMAP logins");
+    fa_imap_stat_bytes_in = fa_stats_get("facteur_imap_bytes_total", "direction=\"in\"",
+                                         FA_STATS_COUNTER, "IMAP octets, by direction");
+    fa_imap_stat_bytes_out = fa_stats_get("facteur_imap_bytes_total", "direction=\"out\"",
+                                          FA_STATS_COUNTER, "IMAP octets, by direction");
     return FA_OK;
 }
 
-/* commands by name: a label per command, created on first use */
+/*
+ * Commands by name: a label per command.  The slot is looked up once per
+ * name and kept (the names are the command table's, so the pointer is the
+ * key): counting a command is one atomic add.
+ */
 void
 fa_imap_count_command(const char *name)
 {
-    char        labels[FA_STATS_LABELS_MAX];
-    fa_stat_t  *st;
+    static struct {
+        const char  *name;
+        fa_stat_t   *st;
+    }                cache[64];
+    char             labels[FA_STATS_LABELS_MAX];
+    fa_uint_t        i;
 
+    for (i = 0; i < fa_nelems(cache) && cache[i].name; i++) {
+        if (cache[i].name == name) {
+            if (cache[i].st) {
+                fa_stat_inc(cache[i].st);
+            }
+            return;
+        }
+    }
     fa_snprintf(labels, sizeof(labels), "command=\"%s\"", name);
-    st = fa_stats_get("facteur_imap_commands_total", labels, FA_STATS_COUNTER,
-                      "IMAP commands, by name");
+    fa_stat_t *st = fa_stats_get("facteur_imap_commands_total", labels, FA_STATS_COUNTER,
+                                 "IMAP commands, by name");
+    if (i < fa_nelems(cache)) {
+        cache[i].name = name;
+        cache[i].st = st;
+    }
     if (st) {
         fa_stat_inc(st);
     }

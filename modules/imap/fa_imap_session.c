@@ -184,7 +184,8 @@ fa_imap_dispatch(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
 static fa_imap_cmd_t *
 fa_imap_cmd_new(fa_imap_session_t *s)
 {
-    fa_pool_t      *pool = fa_pool_create(4096, s->c->log);
+    /* small: IDLE keeps its command for as long as the client idles */
+    fa_pool_t      *pool = fa_pool_create(1024, s->c->log);
     fa_imap_cmd_t  *cmd = pool ? fa_pcalloc(pool, sizeof(*cmd)) : NULL;
 
     if (cmd == NULL) {
@@ -421,14 +422,15 @@ fa_imap_wait(fa_imap_session_t *s)
     fa_connection_t  *c = s->c;
 
     fa_event_add_timer(c->read, s->conf->timeout);
-    if (s->input == FA_IMAP_IN_COMMAND && s->len == 0 && !s->blocked) {
+    if ((s->input == FA_IMAP_IN_COMMAND || s->input == FA_IMAP_IN_LINE) && s->len == 0
+        && !s->blocked)
+    {
+        /* an idle session (IDLE included) holds no buffers: thousands wait */
         c->log->action = s->idling ? "idling" : "waiting for a command";
         fa_conn_reader_release(c);
-        if (s->buf && s->size > 4096) {
-            free(s->buf);               /* an idle session holds no buffers */
-            s->buf = NULL;
-            s->size = 0;
-        }
+        free(s->buf);
+        s->buf = NULL;
+        s->size = 0;
     }
 }
 
@@ -613,6 +615,10 @@ fa_imap_cleanup(void *data)
 {
     fa_imap_session_t  *s = data;
 
+    if (fa_imap_stat_bytes_in) {
+        fa_stat_add(fa_imap_stat_bytes_in, (int64_t) s->c->bytes_in);
+        fa_stat_add(fa_imap_stat_bytes_out, (int64_t) s->c->bytes_out);
+    }
     fa_imap_auth_cancel(s);
     fa_imap_view_free(s);
     fa_imap_cmd_free(s);
