@@ -59,7 +59,7 @@ fa_ctl_queue_entry(const fa_message_meta_t *m, char *head)
     }
     gmtime_r(&m->internal_date, &tm);
     strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-    printf("%-16s %8llu %s  %s -> %s\n", id, (unsigned long long) m->size, date, from, to);
+    printf("%-18s %8llu %s  %s -> %s\n", id, (unsigned long long) m->size, date, from, to);
 }
 
 static fa_int_t

@@ -135,7 +135,7 @@ like(join('', @bob), qr/Subject: lmtp\n\nby lmtp\n.*Subject: unix\n\nsocket\n/s,
 # ---- the log line and the counters ---------------------------------------
 
 my $log = $t->read_file('error.log');
-like($log, qr/\[notice\] .* [0-9A-F]{16}: from=<alice\@example\.org>, to=<bob\@example\.org>,<someone\@elsewhere\.test>, size=\d+, tls=TLSv1\.[23], delay=[0-9.]+, status=sent/,
+like($log, qr/\[notice\] .* [0-9A-F]{18}: from=<alice\@example\.org>, to=<bob\@example\.org>,<someone\@elsewhere\.test>, size=\d+, tls=TLSv1\.[23], delay=[0-9.]+, status=sent/,
      'one log line per message: queue id, from, to, size, TLS, delay') or diag($log);
 my $metrics = $t->http_get('/metrics', port => 5);
 my $n = Facteur::Test::metric($metrics, 'facteur_smtp_messages_total');
@@ -145,7 +145,7 @@ like($metrics, qr/facteur_smtp_rejects_total\{reason="unknown_user"\} 1/,
 
 $t->stop;
 ($rc, $out) = $m->ctl(qw(queue list));
-like($out, qr/^[0-9A-F]{16}\s+\d+\s+\S+ \S+\s+<alice\@example\.org> -> <someone\@elsewhere\.test>$/m,
+like($out, qr/^[0-9A-F]{18}\s+\d+\s+\S+ \S+\s+<alice\@example\.org> -> <someone\@elsewhere\.test>$/m,
      'the relayed recipient waits in the outbound queue (facteurctl queue list)') or diag($out);
 
 $t->done_testing;

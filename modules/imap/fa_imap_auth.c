@@ -44,11 +44,11 @@ fa_imap_auth_fail_answer(fa_event_t *ev)
     fa_imap_session_t  *s = ev->data;
 
     ev->timedout = 0;
-    fa_imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
     if ((fa_int_t) s->auth_failures >= s->conf->max_auth_failures) {
         fa_imap_send(s, "* BYE Too many authentication failures");
         s->closing = 1;
     }
+    fa_imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
     fa_imap_done(s);
 }
 

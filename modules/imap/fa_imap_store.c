@@ -141,12 +141,12 @@ fa_imap_store(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
     {
         return fa_imap_bad(s, "Syntax: STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] (flags)");
     }
-    if (s->view->readonly) {
-        return fa_imap_readonly(s);
-    }
     rc = fa_imap_view_uids(s, &p->args[0].str, p->uid, cmd->pool, &uids);
     if (rc != FA_OK) {
         return rc == FA_ERROR ? FA_ERROR : fa_imap_bad(s, "Invalid sequence set");
+    }
+    if (s->view->readonly) {
+        return fa_imap_readonly(s);
     }
     if (uids.nranges == 0) {
         return fa_imap_tagged(s, "OK", "STORE completed");   /* nothing named */

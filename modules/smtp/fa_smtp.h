@@ -130,7 +130,7 @@ struct fa_smtp_txn_s {
 struct fa_smtp_session_s {
     fa_connection_t    *c;
     fa_smtp_role_t      role;
-    fa_str_t            helo;         /* as given to EHLO/HELO/LHLO */
+    fa_str_t            helo;         /* as given to EHLO/HELO/LHLO; until the next */
     fa_str_t            user;         /* authenticated account, "" if none */
     fa_smtp_txn_t      *txn;          /* NULL outside a transaction */
     fa_smtp_rcpt_t     *rcpt;         /* the RCPT phase's recipient */

@@ -7,10 +7,12 @@
  *   Local-part = Dot-string / Quoted-string   (at most 64 octets)
  *
  * Everything is bounded before it is copied: a path is at most 256 octets,
- * a domain 255 with labels of 63.  Without SMTPUTF8 an 8-bit byte in a
- * path is refused (553 5.6.7); with it, UTF-8 is allowed in the local part
- * and the domain (it is not validated as IDNA: the store does not care and
- * a later relay would).
+ * a domain 255 with labels of 63.  A domain's trailing dot (the DNS root:
+ * "user@example.org.") is dropped, from the domain and the address alike.
+ * Without SMTPUTF8 an 8-bit byte in a path is refused (553 5.6.7); with
+ * it, UTF-8 is allowed in the local part and the domain (it is not
+ * validated as IDNA: the store does not care and a later relay would).
+ * MAIL parses its path as UTF-8 and checks after its parameters.
  */
 
 #include "fa_smtp_int.h"
@@ -105,7 +107,7 @@ fa_smtp_local_part(const u_char *p, size_t n, int utf8, u_char *out, size_t *ole
     return i;
 }
 
-static int
+int
 fa_smtp_has_8bit(const u_char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -189,6 +191,12 @@ fa_smtp_parse_path(fa_pool_t *pool, const fa_str_t *arg, int allow_null, int utf
         }
         d.data = (u_char *) at + 1;
         d.len = (size_t) (close - at - 1);
+        if (d.len > 1 && d.data[d.len - 1] == '.' && d.data[0] != '[') {
+            /* "remote.test." is remote.test, the root's dot as in the DNS:
+               it must meet the relay rule and find the local domains */
+            d.len--;
+            close--;
+        }
         if (!fa_smtp_domain_valid(&d, utf8)) {
             *why = "domain";
             return FA_DECLINED;
@@ -215,7 +223,10 @@ fa_smtp_parse_path(fa_pool_t *pool, const fa_str_t *arg, int allow_null, int utf
     return FA_OK;
 }
 
-/* " KEY=VALUE KEY2" -> params (names upper-cased); FA_DECLINED when malformed */
+/*
+ * " KEY=VALUE KEY2" -> params (names upper-cased, values copied into the
+ * pool); FA_DECLINED when malformed
+ */
 fa_int_t
 fa_smtp_parse_params(fa_pool_t *pool, const fa_str_t *rest, fa_smtp_param_t *params,
     fa_uint_t max, fa_uint_t *n)
@@ -251,15 +262,22 @@ fa_smtp_parse_params(fa_pool_t *pool, const fa_str_t *rest, fa_smtp_param_t *par
             pr->name.data[i] = (u_char) toupper(ch);
         }
         pr->name.data[pr->name.len] = '\0';
-        pr->value.data = eq ? (u_char *) eq + 1 : (u_char *) "";
+        pr->value.data = (u_char *) "";
         pr->value.len = eq ? (size_t) (w - eq - 1) : 0;
         for (size_t i = 0; i < pr->value.len; i++) {
-            if (pr->value.data[i] < 0x21 || pr->value.data[i] == '=') {
+            if (eq[1 + i] < 0x21 || eq[1 + i] == '=') {
                 return FA_DECLINED;
             }
         }
         if (pr->name.len == 0 || (eq && pr->value.len == 0)) {
             return FA_DECLINED;
+        }
+        if (eq) {
+            /* a copy: the line is gone by the time the queue writes RET or NOTIFY */
+            fa_str_t v = { pr->value.len, (u_char *) eq + 1 };
+            if ((pr->value.data = fa_pstrdup(pool, &v)) == NULL) {
+                return FA_ERROR;
+            }
         }
         p = w;
     }

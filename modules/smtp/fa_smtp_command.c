@@ -83,19 +83,16 @@ fa_smtp_helo_done(fa_smtp_session_t *s, fa_smtp_answer_t *a)
 static fa_int_t
 fa_smtp_hello(fa_smtp_session_t *s, fa_str_t *arg, int esmtp)
 {
-    u_char  *copy;
+    u_char  *copy = fa_smtp_priv(s)->helo;
 
     while (arg->len && arg->data[arg->len - 1] == ' ') {
         arg->len--;
     }
-    if (arg->len == 0 || arg->len > 255 || memchr(arg->data, ' ', arg->len)) {
+    if (arg->len == 0 || arg->len > FA_SMTP_HELO_MAX || memchr(arg->data, ' ', arg->len)) {
         return fa_smtp_bad(s, 501, "5.5.4 Syntax: EHLO hostname");
     }
-    copy = fa_pnalloc(s->c->pool, arg->len + 1);
-    if (copy == NULL) {
-        return FA_ERROR;
-    }
     fa_smtp_txn_end(s);                      /* RFC 5321 4.1.4: an implicit RSET */
+    /* the session's own buffer: a client may say EHLO as often as it likes */
     memcpy(copy, arg->data, arg->len);
     copy[arg->len] = '\0';
     s->helo.data = copy;
@@ -120,48 +117,84 @@ fa_smtp_cmd_helo(fa_smtp_session_t *s, fa_str_t *arg)
 
 /* ---- MAIL ---- */
 
+/*
+ * One MAIL parameter into the transaction: FA_OK, FA_DECLINED for a known
+ * keyword with a bad value (501), FA_ABORT for an unknown keyword (555).
+ */
 static fa_int_t
-fa_smtp_mail_params(fa_smtp_session_t *s, const fa_str_t *rest, fa_str_t *utf8)
+fa_smtp_mail_param(fa_smtp_txn_t *t, const fa_smtp_param_t *pr)
 {
-    fa_smtp_txn_t    *t = s->txn;
-    fa_smtp_param_t   pr[FA_SMTP_PARAMS_MAX];
-    fa_uint_t         n;
+    const fa_str_t  *v = &pr->value;
+    int64_t          size;
 
-    if (fa_smtp_parse_params(t->pool, rest, pr, FA_SMTP_PARAMS_MAX, &n) != FA_OK) {
-        return fa_smtp_bad(s, 501, "5.5.4 Syntax error in parameters"), FA_DECLINED;
+    if (fa_str_eq(&pr->name, "SIZE")) {
+        size = fa_atoi(v->data, v->len);         /* -1: empty, not digits, too big */
+        if (size < 0) {
+            return FA_DECLINED;
+        }
+        t->size_param = (uint64_t) size;
+    } else if (fa_str_eq(&pr->name, "BODY")) {
+        if (!fa_str_eqi(v, "7BIT") && !fa_str_eqi(v, "8BITMIME")) {
+            return FA_DECLINED;
+        }
+        t->body_8bit = fa_str_eqi(v, "8BITMIME");
+    } else if (fa_str_eq(&pr->name, "SMTPUTF8")) {
+        if (v->len) {
+            return FA_DECLINED;
+        }
+        t->smtputf8 = 1;
+    } else if (fa_str_eq(&pr->name, "RET")) {
+        if (!fa_str_eqi(v, "FULL") && !fa_str_eqi(v, "HDRS")) {
+            return FA_DECLINED;
+        }
+        t->ret = *v;
+    } else if (fa_str_eq(&pr->name, "ENVID")) {
+        return v->len && v->len <= 100 ? fa_smtp_xtext_decode(t->pool, v, &t->envid)
+                                       : FA_DECLINED;
+    } else if (fa_str_eq(&pr->name, "AUTH")) {
+        return v->len ? FA_OK : FA_DECLINED;     /* RFC 4954 5: ignored, we trust no one */
+    } else {
+        return FA_ABORT;
+    }
+    return FA_OK;
+}
+
+/* the reply to a parameter refused with rc (FA_DECLINED or FA_ABORT) */
+static void
+fa_smtp_param_refused(fa_smtp_session_t *s, const fa_smtp_param_t *pr, fa_int_t rc)
+{
+    if (rc == FA_ABORT) {
+        fa_smtp_reply(s, 555, "5.5.4 Unsupported parameter \"%.*s\"",
+                      (int) fa_min(pr->name.len, 64), pr->name.data);
+    } else {
+        fa_smtp_reply(s, 501, "5.5.4 Bad %.*s parameter",
+                      (int) fa_min(pr->name.len, 64), pr->name.data);
+    }
+    fa_smtp_error(s);
+}
+
+static fa_int_t
+fa_smtp_mail_params(fa_smtp_session_t *s, const fa_str_t *rest)
+{
+    fa_smtp_param_t  pr[FA_SMTP_PARAMS_MAX];
+    fa_uint_t        n;
+    fa_int_t         rc;
+
+    rc = fa_smtp_parse_params(s->txn->pool, rest, pr, FA_SMTP_PARAMS_MAX, &n);
+    if (rc != FA_OK) {
+        return rc == FA_ERROR ? FA_ERROR
+               : (fa_smtp_bad(s, 501, "5.5.4 Syntax error in parameters"), FA_DECLINED);
     }
     for (fa_uint_t i = 0; i < n; i++) {
-        fa_str_t *v = &pr[i].value;
-        if (fa_str_eq(&pr[i].name, "SIZE") && v->len) {
-            int64_t size = fa_atoi(v->data, v->len);
-            if (size < 0) {
-                return fa_smtp_bad(s, 501, "5.5.4 Bad SIZE parameter"), FA_DECLINED;
-            }
-            t->size_param = (uint64_t) size;
-        } else if (fa_str_eq(&pr[i].name, "BODY")
-                   && (fa_str_eqi(v, "7BIT") || fa_str_eqi(v, "8BITMIME")))
-        {
-            t->body_8bit = fa_str_eqi(v, "8BITMIME");
-        } else if (fa_str_eq(&pr[i].name, "SMTPUTF8") && v->len == 0) {
-            t->smtputf8 = 1;
-        } else if (fa_str_eq(&pr[i].name, "RET")
-                   && (fa_str_eqi(v, "FULL") || fa_str_eqi(v, "HDRS")))
-        {
-            t->ret = *v;
-        } else if (fa_str_eq(&pr[i].name, "ENVID") && v->len <= 100
-                   && fa_smtp_xtext_decode(t->pool, v, &t->envid) == FA_OK)
-        {
-            continue;
-        } else if (fa_str_eq(&pr[i].name, "AUTH") && v->len) {
-            continue;                        /* RFC 4954 5: ignored, we trust no one */
-        } else {
-            fa_smtp_reply(s, 555, "5.5.4 Unsupported parameter \"%.*s\"",
-                          (int) fa_min(pr[i].name.len, 64), pr[i].name.data);
-            fa_smtp_error(s);
+        rc = fa_smtp_mail_param(s->txn, &pr[i]);
+        if (rc == FA_ERROR) {
+            return FA_ERROR;
+        }
+        if (rc != FA_OK) {
+            fa_smtp_param_refused(s, &pr[i], rc);
             return FA_DECLINED;
         }
     }
-    (void) utf8;
     return FA_OK;
 }
 
@@ -197,21 +230,6 @@ fa_smtp_keyword(fa_str_t *arg, const char *kw)
     return 1;
 }
 
-static int
-fa_smtp_path_has_utf8(const fa_str_t *arg)
-{
-    /* a cheap look ahead: SMTPUTF8 among the parameters allows 8-bit in the path */
-    for (size_t i = 0; i + 8 <= arg->len; i++) {
-        if (strncasecmp((char *) arg->data + i, "SMTPUTF8", 8) == 0
-            && (i == 0 || arg->data[i - 1] == ' ')
-            && (i + 8 == arg->len || arg->data[i + 8] == ' '))
-        {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static fa_int_t
 fa_smtp_cmd_mail(fa_smtp_session_t *s, fa_str_t *arg)
 {
@@ -236,20 +254,29 @@ fa_smtp_cmd_mail(fa_smtp_session_t *s, fa_str_t *arg)
     if (fa_smtp_txn_begin(s) != FA_OK) {
         return FA_ERROR;
     }
-    rc = fa_smtp_parse_path(s->txn->pool, arg, 1, fa_smtp_path_has_utf8(arg),
-                            &s->txn->from, &rest, &why);
+    /*
+     * 8-bit is allowed in the path only with the SMTPUTF8 parameter, which
+     * comes after it: parse the path as UTF-8, check once the parameters
+     * are known (a look ahead for the word would find it inside the path).
+     */
+    rc = fa_smtp_parse_path(s->txn->pool, arg, 1, 1, &s->txn->from, &rest, &why);
     if (rc == FA_ERROR) {
         return FA_ERROR;
     }
     if (rc != FA_OK) {
         fa_smtp_txn_end(s);
-        return strcmp(why, "8bit") == 0
-               ? fa_smtp_bad(s, 553, "5.6.7 8-bit address without SMTPUTF8")
-               : fa_smtp_bad(s, 501, "5.1.7 Bad sender address syntax");
+        return fa_smtp_bad(s, 501, "5.1.7 Bad sender address syntax");
     }
-    if (fa_smtp_mail_params(s, &rest, NULL) != FA_OK) {
+    rc = fa_smtp_mail_params(s, &rest);
+    if (rc != FA_OK) {
         fa_smtp_txn_end(s);
-        return FA_OK;
+        return rc == FA_ERROR ? FA_ERROR : FA_OK;
+    }
+    if (!s->txn->smtputf8
+        && fa_smtp_has_8bit(s->txn->from.address.data, s->txn->from.address.len))
+    {
+        fa_smtp_txn_end(s);
+        return fa_smtp_bad(s, 553, "5.6.7 8-bit address without SMTPUTF8");
     }
     if (s->txn->size_param > p->conf->max_message_size) {
         fa_smtp_txn_end(s);
@@ -263,26 +290,43 @@ fa_smtp_cmd_mail(fa_smtp_session_t *s, fa_str_t *arg)
 
 /* ---- RCPT ---- */
 
+/* one RCPT parameter, answered as fa_smtp_mail_param() */
+static fa_int_t
+fa_smtp_rcpt_param(fa_smtp_txn_t *t, const fa_smtp_param_t *pr, fa_smtp_rcpt_t *r)
+{
+    if (fa_str_eq(&pr->name, "NOTIFY")) {
+        if (pr->value.len == 0) {
+            return FA_DECLINED;
+        }
+        r->notify = pr->value;
+        return FA_OK;
+    }
+    if (fa_str_eq(&pr->name, "ORCPT")) {
+        return pr->value.len && pr->value.len <= 500
+               ? fa_smtp_xtext_decode(t->pool, &pr->value, &r->orcpt) : FA_DECLINED;
+    }
+    return FA_ABORT;
+}
+
 static fa_int_t
 fa_smtp_rcpt_params(fa_smtp_session_t *s, const fa_str_t *rest, fa_smtp_rcpt_t *r)
 {
     fa_smtp_param_t  pr[FA_SMTP_PARAMS_MAX];
     fa_uint_t        n;
+    fa_int_t         rc;
 
-    if (fa_smtp_parse_params(s->txn->pool, rest, pr, FA_SMTP_PARAMS_MAX, &n) != FA_OK) {
-        return fa_smtp_bad(s, 501, "5.5.4 Syntax error in parameters"), FA_DECLINED;
+    rc = fa_smtp_parse_params(s->txn->pool, rest, pr, FA_SMTP_PARAMS_MAX, &n);
+    if (rc != FA_OK) {
+        return rc == FA_ERROR ? FA_ERROR
+               : (fa_smtp_bad(s, 501, "5.5.4 Syntax error in parameters"), FA_DECLINED);
     }
     for (fa_uint_t i = 0; i < n; i++) {
-        if (fa_str_eq(&pr[i].name, "NOTIFY") && pr[i].value.len) {
-            r->notify = pr[i].value;
-        } else if (fa_str_eq(&pr[i].name, "ORCPT") && pr[i].value.len <= 500
-                   && fa_smtp_xtext_decode(s->txn->pool, &pr[i].value, &r->orcpt) == FA_OK)
-        {
-            continue;
-        } else {
-            fa_smtp_reply(s, 555, "5.5.4 Unsupported parameter \"%.*s\"",
-                          (int) fa_min(pr[i].name.len, 64), pr[i].name.data);
-            fa_smtp_error(s);
+        rc = fa_smtp_rcpt_param(s->txn, &pr[i], r);
+        if (rc == FA_ERROR) {
+            return FA_ERROR;
+        }
+        if (rc != FA_OK) {
+            fa_smtp_param_refused(s, &pr[i], rc);
             return FA_DECLINED;
         }
     }
@@ -334,6 +378,7 @@ fa_smtp_rcpt_check(fa_smtp_session_t *s, fa_smtp_rcpt_t *r)
 {
     fa_smtp_priv_t    *p = fa_smtp_priv(s);
     fa_smtp_answer_t   a;
+    fa_int_t           rc;
 
     if ((fa_int_t) s->txn->rcpts.nelts >= p->conf->max_recipients
         || fa_smtp_rcpts_in(s->txn, &r->addr.domain)
@@ -343,7 +388,11 @@ fa_smtp_rcpt_check(fa_smtp_session_t *s, fa_smtp_rcpt_t *r)
         return fa_smtp_bad(s, 452, "4.5.3 Error: too many recipients"), FA_DECLINED;
     }
     memset(&a, 0, sizeof(a));
-    if (fa_smtp_rcpt_resolve(s, r, &a) != FA_OK) {
+    rc = fa_smtp_rcpt_resolve(s, r, &a);
+    if (rc == FA_ERROR) {
+        return FA_ERROR;
+    }
+    if (rc != FA_OK) {
         fa_smtp_reply_answer(s, &a, a.code, "");
         fa_smtp_error(s);
         return FA_DECLINED;
@@ -367,6 +416,7 @@ fa_smtp_cmd_rcpt(fa_smtp_session_t *s, fa_str_t *arg)
     if (s->txn == NULL) {
         return fa_smtp_bad(s, 503, "5.5.1 Error: need MAIL command");
     }
+    fa_smtp_priv(s)->rcpt_seen = 1;          /* DATA: 554 from now on, not 503 */
     if (!fa_smtp_keyword(arg, "TO:")) {
         return fa_smtp_bad(s, 501, "5.5.4 Syntax: RCPT TO:<address>");
     }
@@ -382,8 +432,12 @@ fa_smtp_cmd_rcpt(fa_smtp_session_t *s, fa_str_t *arg)
                ? fa_smtp_bad(s, 553, "5.6.7 8-bit address without SMTPUTF8")
                : fa_smtp_bad(s, 501, "5.1.3 Bad recipient address syntax");
     }
-    if (fa_smtp_rcpt_params(s, &rest, r) != FA_OK || fa_smtp_rcpt_check(s, r) != FA_OK) {
-        return FA_OK;
+    rc = fa_smtp_rcpt_params(s, &rest, r);
+    if (rc == FA_OK) {
+        rc = fa_smtp_rcpt_check(s, r);
+    }
+    if (rc != FA_OK) {
+        return rc == FA_ERROR ? FA_ERROR : FA_OK;
     }
     s->rcpt = r;
     fa_smtp_phase_run(s, FA_SMTP_PHASE_RCPT, fa_smtp_rcpt_done);
@@ -514,6 +568,12 @@ fa_smtp_command(fa_smtp_session_t *s, fa_line_t *line)
     if (line->bare_lf && p->conf->bare_newlines == FA_SMTP_NEWLINE_REJECT) {
         fa_smtp_count_reject("bare_newline");
         return fa_smtp_bad(s, 500, "5.5.2 Error: bare <LF> received");
+    }
+    if (memchr(l->data, '\r', l->len)) {
+        /* never a line end, whatever bare_newlines says: kept, it would
+           break a header line (EHLO's name goes into Received) */
+        fa_smtp_count_reject("bare_newline");
+        return fa_smtp_bad(s, 500, "5.5.2 Error: bare <CR> received");
     }
     if (memchr(l->data, '\0', l->len)) {
         return fa_smtp_bad(s, 500, "5.5.2 Error: NUL byte in command");

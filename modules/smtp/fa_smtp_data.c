@@ -223,11 +223,11 @@ fa_smtp_data_command(fa_smtp_session_t *s)
 {
     fa_smtp_priv_t  *p = fa_smtp_priv(s);
 
-    if (s->txn == NULL) {
+    if (s->txn == NULL || (s->txn->rcpts.nelts == 0 && !p->rcpt_seen)) {
         fa_smtp_error(s);
         return fa_smtp_reply(s, 503, "5.5.1 Error: need RCPT command");
     }
-    if (s->txn->rcpts.nelts == 0) {
+    if (s->txn->rcpts.nelts == 0) {           /* RCPTs came, all were refused */
         fa_smtp_error(s);
         return fa_smtp_reply(s, 554, "5.5.1 Error: no valid recipients");
     }
@@ -265,7 +265,10 @@ fa_smtp_bdat_command(fa_smtp_session_t *s, fa_str_t *arg)
     }
     p->bdat_last = digits < arg->len;
     p->chunk_left = (uint64_t) size;
-    p->data_fail_code = 0;
+    /*
+     * A failure of an earlier chunk (the size) stands with its code until
+     * BDAT LAST answers it; without a transaction nothing failed before.
+     */
     if (s->txn == NULL || s->txn->rcpts.nelts == 0) {
         /* read and drop the chunk, then refuse (RFC 3030 3) */
         fa_smtp_data_fail(s, 503, "5.5.1 Error: need MAIL and RCPT before BDAT");

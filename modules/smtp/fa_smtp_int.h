@@ -24,6 +24,7 @@
 #include "fa_storage.h"
 
 #define FA_SMTP_LINE_MAX          998        /* RFC 5321 4.5.3.1.4, without CRLF */
+#define FA_SMTP_HELO_MAX          255        /* a domain name, or an address literal */
 #define FA_SMTP_HEADER_BLOCK_MAX  (1024 * 1024)
 #define FA_SMTP_ALIAS_DEPTH       8
 #define FA_SMTP_EXPAND_MAX        1000       /* recipients after alias expansion */
@@ -95,6 +96,7 @@ typedef struct {
     fa_smtp_state_t     state;
     fa_uint_t           errors;
     fa_uint_t           auth_failures;
+    u_char              helo[FA_SMTP_HELO_MAX + 1];   /* s->helo's bytes */
     fa_event_t          delay;             /* greeting delay, auth failure delay */
     void               *ip_slot;           /* fa_smtp_limit.c */
     /* a phase chain in progress */
@@ -119,6 +121,7 @@ typedef struct {
     /* DATA and BDAT */
     fa_uint_t           data_state;
     uint64_t            chunk_left;        /* BDAT bytes still to read */
+    unsigned            rcpt_seen:1;       /* a RCPT in this transaction, valid or not */
     unsigned            bdat_last:1;
     unsigned            data_error:1;      /* read to the end, then refuse */
     unsigned            in_headers:1;
@@ -148,7 +151,7 @@ void fa_smtp_count_reject(const char *reason);
 
 /* fa_smtp_limit.c */
 fa_int_t fa_smtp_limit_init(fa_conf_t *cf);
-void *fa_smtp_limit_enter(fa_connection_t *c, fa_int_t max, int *over);
+void *fa_smtp_limit_enter(fa_connection_t *c, fa_smtp_conf_t *conf, int *over);
 void fa_smtp_limit_leave(void *slot);
 
 /* fa_smtp_session.c */
@@ -178,6 +181,7 @@ fa_int_t fa_smtp_parse_params(fa_pool_t *pool, const fa_str_t *rest,
     fa_smtp_param_t *params, fa_uint_t max, fa_uint_t *n);
 fa_int_t fa_smtp_xtext_decode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out);
 int fa_smtp_domain_valid(const fa_str_t *d, int utf8);
+int fa_smtp_has_8bit(const u_char *p, size_t n);
 
 /* fa_smtp_auth.c */
 fa_int_t fa_smtp_auth_command(fa_smtp_session_t *s, fa_str_t *arg);

@@ -1,7 +1,12 @@
 /*
- * Connections per client address, counted across all the workers: a table
- * in shared memory mapped by the master while the configuration loads (so
- * every worker forked from it shares it), one slot per address in use.
+ * Connections per client address and server, counted across all the
+ * workers: a table in shared memory mapped by the master while the
+ * configuration loads (so every worker forked from it shares it), one slot
+ * per address and server in use.  Each server has its own count, as each
+ * has its own limit: the connections a client holds on the MX do not use
+ * up what it may open on submission (Postfix counts per service too).  A
+ * server is known by its configuration's address, the same in every
+ * worker since they are all forked from the master that loaded it.
  *
  * A slot is taken at accept and given back when the session ends.  The
  * table is small and each operation is a few comparisons under a spinlock
@@ -23,6 +28,7 @@ typedef struct {
     int32_t     count;
     uint8_t     family;
     u_char      addr[16];
+    uintptr_t   server;          /* the fa_smtp_conf_t, compared only */
 } fa_smtp_ip_slot_t;
 
 typedef struct {
@@ -45,7 +51,7 @@ fa_smtp_limit_init(fa_conf_t *cf)
     }
     /*
      * The previous cycle's table stays mapped in this process (the master):
-     * it is 400 KB, and its workers may still use theirs.
+     * it is 512 KB, and its workers may still use theirs.
      */
     fa_smtp_ip_table = p;
     return FA_OK;
@@ -88,25 +94,31 @@ fa_smtp_limit_key(fa_connection_t *c, uint8_t *family, u_char *addr)
 }
 
 static uint32_t
-fa_smtp_limit_hash(uint8_t family, const u_char *addr)
+fa_smtp_limit_hash(uint8_t family, const u_char *addr, uintptr_t server)
 {
     uint32_t  h = 2166136261u ^ family;
 
     for (int i = 0; i < 16; i++) {
         h = (h ^ addr[i]) * 16777619u;     /* FNV-1a */
     }
+    for (size_t i = 0; i < sizeof(server); i++) {
+        h = (h ^ (uint8_t) (server >> (8 * i))) * 16777619u;
+    }
     return h;
 }
 
 /*
- * Count the connection; *over when its address already has max (0: no
- * limit).  Returns the slot to give back, or NULL when it is not counted.
+ * Count the connection to this server; *over when its address already has
+ * the server's max_connections_per_ip (0: no limit).  Returns the slot to
+ * give back, or NULL when it is not counted.
  */
 void *
-fa_smtp_limit_enter(fa_connection_t *c, fa_int_t max, int *over)
+fa_smtp_limit_enter(fa_connection_t *c, fa_smtp_conf_t *conf, int *over)
 {
     fa_smtp_ip_table_t  *t = fa_smtp_ip_table;
     fa_smtp_ip_slot_t   *slot = NULL, *free_slot = NULL, *e;
+    fa_int_t             max = conf->max_connections_per_ip;
+    uintptr_t            server = (uintptr_t) conf;
     uint8_t              family = 0;
     u_char               addr[16];
     uint32_t             h;
@@ -115,11 +127,13 @@ fa_smtp_limit_enter(fa_connection_t *c, fa_int_t max, int *over)
     if (t == NULL || max <= 0 || !fa_smtp_limit_key(c, &family, addr)) {
         return NULL;
     }
-    h = fa_smtp_limit_hash(family, addr);
+    h = fa_smtp_limit_hash(family, addr, server);
     fa_smtp_limit_lock(t);
     for (uint32_t i = 0; i < FA_SMTP_LIMIT_SLOTS; i++) {
         e = &t->slots[(h + i) % FA_SMTP_LIMIT_SLOTS];
-        if (e->count > 0 && e->family == family && memcmp(e->addr, addr, 16) == 0) {
+        if (e->count > 0 && e->family == family && e->server == server
+            && memcmp(e->addr, addr, 16) == 0)
+        {
             slot = e;
             break;
         }
@@ -133,6 +147,7 @@ fa_smtp_limit_enter(fa_connection_t *c, fa_int_t max, int *over)
     if (slot == NULL && free_slot) {
         slot = free_slot;
         slot->family = family;
+        slot->server = server;
         memcpy(slot->addr, addr, 16);
         slot->count = 0;
     }

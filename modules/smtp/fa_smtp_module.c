@@ -9,7 +9,7 @@
  *       unknown_users reject;             # or accept (queued); also in domain
  *       max_errors 10;  max_connections_per_ip 50;
  *       smtp_greeting_delay 0;  smtp_timeout 5m;
- *       relay_from 10.0.0.0/8;            # networks that may relay
+ *       relay_from 10.0.0.0/8;            # networks that may relay (unix: a socket's)
  *       bare_newlines reject;             # or normalize
  *       auth_plaintext off;  auth_failure_delay 2s;  max_auth_failures 3;
  *       smtp_spool_path var/spool;
@@ -198,7 +198,7 @@ fa_smtp_listen(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
     return fa_listen_parse(cf, &cf->args[1], cf->nargs - 1, opt);
 }
 
-/* "10.0.0.0/8", "::1", "192.0.2.1" */
+/* "10.0.0.0/8", "::1", "192.0.2.1", or "unix:" (clients of a unix socket) */
 static char *
 fa_smtp_parse_cidr(fa_conf_t *cf, const fa_str_t *arg, fa_smtp_cidr_t *out)
 {
@@ -206,6 +206,11 @@ fa_smtp_parse_cidr(fa_conf_t *cf, const fa_str_t *arg, fa_smtp_cidr_t *out)
     int64_t     bits;
     fa_uint_t   max;
 
+    memset(out, 0, sizeof(*out));
+    if (fa_str_eq(arg, "unix:")) {
+        out->family = AF_UNIX;
+        return FA_CONF_OK;
+    }
     if (arg->len >= sizeof(buf)) {
         return fa_conf_error(cf, "invalid network \"%.*s\"", (int) arg->len, arg->data);
     }
@@ -215,7 +220,6 @@ fa_smtp_parse_cidr(fa_conf_t *cf, const fa_str_t *arg, fa_smtp_cidr_t *out)
     if (slash) {
         *slash++ = '\0';
     }
-    memset(out, 0, sizeof(*out));
     if (inet_pton(AF_INET, buf, out->addr) == 1) {
         out->family = AF_INET;
         max = 32;
@@ -224,7 +228,7 @@ fa_smtp_parse_cidr(fa_conf_t *cf, const fa_str_t *arg, fa_smtp_cidr_t *out)
         max = 128;
     } else {
         return fa_conf_error(cf, "invalid network \"%.*s\" (an IPv4 or IPv6 address, "
-                             "optionally /bits)", (int) arg->len, arg->data);
+                             "optionally /bits, or unix:)", (int) arg->len, arg->data);
     }
     bits = slash ? fa_atoi((u_char *) slash, strlen(slash)) : (int64_t) max;
     if (bits < 0 || bits > (int64_t) max) {
@@ -286,7 +290,9 @@ fa_smtp_cidr_match(const fa_array_t *list, const struct sockaddr *sa)
         }
     }
     for (fa_uint_t i = 0; list && i < list->nelts; i++) {
-        if ((net[i].family == AF_INET && a4 && fa_smtp_prefix_match(a4, net[i].addr, net[i].bits))
+        if ((net[i].family == AF_UNIX && sa->sa_family == AF_UNIX)
+            || (net[i].family == AF_INET && a4
+                && fa_smtp_prefix_match(a4, net[i].addr, net[i].bits))
             || (net[i].family == AF_INET6 && a6
                 && fa_smtp_prefix_match(a6, net[i].addr, net[i].bits)))
         {

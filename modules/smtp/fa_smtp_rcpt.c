@@ -4,10 +4,11 @@
  *
  * The relay rule comes first and no hook can change it: a recipient in a
  * domain that is not local is accepted only from a client that
- * authenticated or connects from relay_from (or over LMTP's local socket:
- * no, LMTP never relays).  Local parts carrying routing characters ("%",
- * "!", or an "@" inside quotes) are relay attempts too, refused the same
- * way, so "user%elsewhere@local" can never leave through us.
+ * authenticated or connects from relay_from ("unix:" there for the
+ * clients of a unix socket), and never over LMTP.  Local parts carrying
+ * routing characters ("%", "!", or an "@" inside quotes) are relay
+ * attempts too, refused the same way, so "user%elsewhere@local" can never
+ * leave through us.
  *
  * Lookups are LMDB reads of microseconds, done in the loop.
  */

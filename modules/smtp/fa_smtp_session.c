@@ -105,8 +105,8 @@ fa_smtp_txn_begin(fa_smtp_session_t *s)
         return FA_ERROR;
     }
     /* time, session and a per-worker sequence: unique across workers and restarts */
-    fa_snprintf(t->id, sizeof(t->id), "%08lX%06lX%02X", (unsigned long) time(NULL),
-                (unsigned long) (s->c->id & 0xffffff), (unsigned) (seq++ & 0xff));
+    fa_snprintf(t->id, sizeof(t->id), "%08lX%06lX%04X", (unsigned long) time(NULL),
+                (unsigned long) (s->c->id & 0xffffff), (unsigned) (seq++ & 0xffff));
     t->start = fa_current_msec;
     s->txn = t;
     fa_smtp_priv(s)->size_limit = fa_smtp_priv(s)->conf->max_message_size;
@@ -128,7 +128,7 @@ fa_smtp_txn_end(fa_smtp_session_t *s)
     p->hbuf = NULL;
     p->hlen = p->hsize = 0;
     p->chunk_left = 0;
-    p->bdat_last = p->data_error = p->in_headers = p->bare_newline = 0;
+    p->rcpt_seen = p->bdat_last = p->data_error = p->in_headers = p->bare_newline = 0;
     p->has_nul = p->too_big = 0;
 }
 
@@ -225,6 +225,15 @@ fa_smtp_process(fa_smtp_session_t *s)
     }
     p->in_process = 1;
     for ( ;; ) {
+        /*
+         * A reply that ends the session (221, 421) or starts TLS may come
+         * from a callback (the auth failure delay, a hook that waited):
+         * what the client pipelined behind it is not read any more.
+         */
+        if (p->quit || p->closing || p->tls_wait) {
+            rc = FA_OK;
+            break;
+        }
         if (fa_conn_out_pending(c) > c->out.high_water) {
             if (fa_conn_flush(c) == FA_ERROR) {
                 rc = FA_ERROR;
@@ -243,8 +252,8 @@ fa_smtp_process(fa_smtp_session_t *s)
             break;
         }
         rc = fa_smtp_step(s);
-        if (rc != FA_OK || p->quit || p->closing || p->tls_wait) {
-            break;                        /* STARTTLS: pipelined input is not ours */
+        if (rc != FA_OK) {
+            break;
         }
     }
     p->in_process = 0;
@@ -372,6 +381,9 @@ fa_smtp_tls_done(fa_connection_t *c, fa_int_t rc)
     fa_smtp_txn_end(s);
     s->helo.len = 0;
     s->esmtp = 0;
+    /* a login made in clear is forgotten too (RFC 3207 4.2): what came
+       before the handshake may have been a man in the middle's */
+    s->user.len = 0;
     fa_smtp_priv(s)->state = FA_SMTP_ST_COMMAND;
     fa_smtp_set_handlers(c);
     fa_smtp_process(s);
@@ -463,9 +475,8 @@ fa_smtp_session_create(fa_connection_t *c, fa_smtp_conf_t *conf)
     p->delay.data = s;
     p->delay.handler = fa_smtp_delay_handler;
     p->delay.log = c->log;
-    s->relay_client = c->unix_socket
-                      || fa_smtp_cidr_match(conf->relay_from,
-                                            (struct sockaddr *) &c->sockaddr);
+    /* a unix socket is no more trusted than TCP: a proxy may stand behind it */
+    s->relay_client = fa_smtp_cidr_match(conf->relay_from, (struct sockaddr *) &c->sockaddr);
     c->data = s;
     return s;
 }
@@ -489,7 +500,7 @@ fa_smtp_init_session(fa_connection_t *c)
     c->out.low_water = FA_SMTP_LOW_WATER;
     fa_smtp_set_handlers(c);
 
-    fa_smtp_priv(s)->ip_slot = fa_smtp_limit_enter(c, conf->max_connections_per_ip, &over);
+    fa_smtp_priv(s)->ip_slot = fa_smtp_limit_enter(c, conf, &over);
     if (over) {
         fa_log_error(FA_LOG_INFO, c->log, 0, "too many connections from the client's "
                      "address (max_connections_per_ip %ld)",
