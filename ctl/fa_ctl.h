@@ -13,6 +13,7 @@
 
 #include "fa_core.h"
 #include "fa_storage.h"
+#include "fa_auth_directory.h"
 
 #define FA_CTL_OK       0
 #define FA_CTL_REFUSED  1
@@ -46,6 +47,7 @@ extern const fa_ctl_command_t  fa_ctl_mbox_commands[];
 extern const fa_ctl_command_t  fa_ctl_check_commands[];
 extern const fa_ctl_command_t  fa_ctl_maildir_commands[];
 extern const fa_ctl_command_t  fa_ctl_queue_commands[];
+extern const fa_ctl_command_t  fa_ctl_quota_commands[];
 
 /* waiting for the storage contract's completions (fa_ctl_storage.c) */
 typedef struct {
@@ -76,6 +78,9 @@ fa_int_t fa_ctl_each_user(fa_ctl_t *ctl, const char *arg, const char *dir,
     fa_ctl_user_pt fn);
 int fa_ctl_exit_status(fa_int_t rc);
 int fa_ctl_storage_status(fa_int_t rc, const char *what, const char *name);
+
+/* the store's quota limits made the user's (fa_ctl_quota.c); FA_OK without a store */
+fa_int_t fa_ctl_quota_apply(fa_ctl_t *ctl, fa_auth_dir_t *d, const fa_str_t *user);
 
 int fa_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fa_ctl_read_password(fa_ctl_t *ctl, char *buf, size_t size);

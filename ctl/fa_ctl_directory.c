@@ -183,6 +183,11 @@ fa_ctl_user_set(fa_ctl_t *ctl, char **argv, int add)
         rc = add ? fa_auth_user_add(d, &user, hash) : fa_auth_user_set_password(d, &user, hash);
         explicit_bzero(hash, sizeof(hash));
     }
+    if (rc == FA_OK && add && fa_ctl_quota_apply(ctl, d, &user) != FA_OK) {
+        fa_ctl_error("user \"%s\" added, but the store did not take the default quota "
+                     "(see above): facteurctl user quota %s", (char *) user.data,
+                     (char *) user.data);
+    }
     fa_auth_dir_close(d);
     return fa_ctl_status(rc, "user", (char *) user.data);
 }

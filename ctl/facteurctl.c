@@ -16,6 +16,7 @@ static const fa_ctl_command_t *const  fa_ctl_tables[] = {
     fa_ctl_check_commands,
     fa_ctl_maildir_commands,
     fa_ctl_queue_commands,
+    fa_ctl_quota_commands,
 };
 
 int

@@ -145,7 +145,7 @@ $t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n"
                . "storage lmdb { path var/mail; }\n");
 SKIP: {
     my ($trc) = $t->run_config_test;
-    skip 'the LMDB store is not built', 16 if $trc != 0;
+    skip 'the LMDB store is not built', 25 if $trc != 0;
     ($rc, $out) = ctl(undef, qw(mailbox list carol@example.org));
     is($out, "INBOX subscribed\n", 'a new user has an INBOX') or diag($out);
     ($rc, $out) = ctl(undef, qw(mailbox create carol@example.org Work/Reports));
@@ -194,6 +194,32 @@ SKIP: {
     ($rc, $out) = ctl(undef, qw(import mbox carol@example.org), "$dir/in.mbox",
                       '--mailbox=Nowhere');
     is($rc, 1, 'import into a mailbox that does not exist is refused');
+
+    # quotas: the user's own, else the domain's default, else the main one
+    $t->write_file('facteur.conf', "pid facteur.pid;\nauth_directory var/auth;\n"
+                   . "storage lmdb { path var/mail; }\nquota_bytes 10m;\n"
+                   . "domain example.org { quota_messages 1000; }\n");
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org));
+    like($out, qr/^limits: 10485760 bytes, 1000 messages/m,
+         'user quota: the main bytes and the domain messages default') or diag($out);
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org 5m 50));
+    is($rc, 0, 'user quota ADDRESS SIZE MESSAGES') or diag($out);
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org));
+    like($out, qr/^own: 5242880 bytes, 50 messages/m, 'the user\'s own quota is kept');
+    like($out, qr/the store enforces 5242880 bytes, 50 messages$/m, 'and the store enforces it')
+        or diag($out);
+    ($rc, $out) = ctl("another password\n", qw(user passwd carol@example.org --password-stdin));
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org));
+    like($out, qr/^own: 5242880 bytes, 50 messages/m, 'a new password keeps the quota');
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org 0));
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org));
+    like($out, qr/the store enforces 10485760 bytes, 1000 messages$/m, '0: back to the defaults');
+    ($rc, $out) = ctl("pw\n", qw(user add erin@example.org --password-stdin));
+    ($rc, $out) = ctl(undef, qw(user quota erin@example.org));
+    like($out, qr/the store enforces 10485760 bytes, 1000 messages$/m,
+         'a new user gets the defaults in the store') or diag($out);
+    ($rc, $out) = ctl(undef, qw(user quota carol@example.org lots));
+    is($rc, 1, 'a quota that is not a size is refused');
 }
 
 done_testing;

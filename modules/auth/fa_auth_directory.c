@@ -440,18 +440,20 @@ fa_auth_address_domain_check(fa_auth_dir_t *d, const fa_str_t *address)
 }
 
 static fa_int_t
-fa_auth_user_record(const char *hash, char *buf, size_t size, size_t *len)
+fa_auth_user_record(const char *hash, uint64_t qbytes, uint64_t qmessages, char *buf,
+    size_t size, size_t *len)
 {
     if (hash == NULL || strchr(hash, '\n') || strlen(hash) > 1024) {
         return FA_AUTH_INVALID;
     }
-    *len = fa_snprintf(buf, size, "password=%s\nquota_bytes=0\nquota_messages=0\n", hash);
+    *len = fa_snprintf(buf, size, "password=%s\nquota_bytes=%llu\nquota_messages=%llu\n",
+                       hash, (unsigned long long) qbytes, (unsigned long long) qmessages);
     return FA_OK;
 }
 
 static fa_int_t
 fa_auth_user_write(fa_auth_dir_t *d, const fa_str_t *address, const char *hash,
-    fa_auth_put_t how)
+    uint64_t qbytes, uint64_t qmessages, fa_auth_put_t how)
 {
     char      rec[1200];
     u_char    kbuf[FA_AUTH_ADDRESS_MAX + 2];
@@ -465,7 +467,7 @@ fa_auth_user_write(fa_auth_dir_t *d, const fa_str_t *address, const char *hash,
         return FA_AUTH_INVALID;
     }
     if ((rc = fa_auth_address_domain_check(d, address)) != FA_OK
-        || (rc = fa_auth_user_record(hash, rec, sizeof(rec), &len)) != FA_OK)
+        || (rc = fa_auth_user_record(hash, qbytes, qmessages, rec, sizeof(rec), &len)) != FA_OK)
     {
         return rc;
     }
@@ -478,13 +480,44 @@ fa_auth_user_write(fa_auth_dir_t *d, const fa_str_t *address, const char *hash,
 fa_int_t
 fa_auth_user_add(fa_auth_dir_t *d, const fa_str_t *address, const char *hash)
 {
-    return fa_auth_user_write(d, address, hash, FA_AUTH_PUT_NEW);
+    return fa_auth_user_write(d, address, hash, 0, 0, FA_AUTH_PUT_NEW);
 }
 
+/* a new password; the quota stays (an administrator's tool: no race to fear) */
 fa_int_t
 fa_auth_user_set_password(fa_auth_dir_t *d, const fa_str_t *address, const char *hash)
 {
-    return fa_auth_user_write(d, address, hash, FA_AUTH_PUT_EXISTING);
+    fa_pool_t       *pool = fa_pool_create(1024, &fa_log_stderr);
+    fa_auth_user_t   u;
+    fa_int_t         rc = pool ? fa_auth_user_get(d, address, pool, &u) : FA_ERROR;
+
+    if (rc == FA_OK) {
+        rc = fa_auth_user_write(d, address, hash, u.quota_bytes, u.quota_messages,
+                                FA_AUTH_PUT_EXISTING);
+    }
+    if (pool) {
+        fa_pool_destroy(pool);
+    }
+    return rc;
+}
+
+/* the user's own quota (0: the domain's default, or none); the password stays */
+fa_int_t
+fa_auth_user_set_quota(fa_auth_dir_t *d, const fa_str_t *address, uint64_t bytes,
+    uint64_t messages)
+{
+    fa_pool_t       *pool = fa_pool_create(1024, &fa_log_stderr);
+    fa_auth_user_t   u;
+    fa_int_t         rc = pool ? fa_auth_user_get(d, address, pool, &u) : FA_ERROR;
+
+    if (rc == FA_OK) {
+        rc = fa_auth_user_write(d, address, (char *) u.password.data, bytes, messages,
+                                FA_AUTH_PUT_EXISTING);
+    }
+    if (pool) {
+        fa_pool_destroy(pool);
+    }
+    return rc;
 }
 
 fa_int_t
@@ -539,13 +572,14 @@ fa_auth_user_get(fa_auth_dir_t *d, const fa_str_t *address, fa_pool_t *pool,
     memset(out, 0, sizeof(*out));
     out->address = *address;
     out->password = fa_auth_field(&rec, "password");
-    out->password.data[out->password.len] = '\0';     /* the record is a pool copy */
     v = fa_auth_field(&rec, "quota_bytes");
     out->quota_bytes = (uint64_t) fa_max(fa_atoi(v.data, v.len), 0);
     v = fa_auth_field(&rec, "quota_messages");
     out->quota_messages = (uint64_t) fa_max(fa_atoi(v.data, v.len), 0);
     v = fa_auth_field(&rec, "disabled");
     out->disabled = v.len == 1 && v.data[0] == '1';
+    /* last: the NUL takes the place of the line end the fields above needed */
+    out->password.data[out->password.len] = '\0';     /* the record is a pool copy */
     return FA_OK;
 }
 

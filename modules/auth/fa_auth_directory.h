@@ -77,6 +77,9 @@ fa_int_t fa_auth_user_set_password(fa_auth_dir_t *d, const fa_str_t *address,
     const char *hash);
 fa_int_t fa_auth_user_get(fa_auth_dir_t *d, const fa_str_t *address, fa_pool_t *pool,
     fa_auth_user_t *out);
+/* the user's own quota, 0 for "the domain's default" (fa_auth_quota.h) */
+fa_int_t fa_auth_user_set_quota(fa_auth_dir_t *d, const fa_str_t *address, uint64_t bytes,
+    uint64_t messages);
 /* users of one domain (domain given) or all; value is the stored record */
 fa_int_t fa_auth_user_list(fa_auth_dir_t *d, const fa_str_t *domain, fa_auth_each_pt fn,
     void *data);

@@ -10,6 +10,7 @@
 #include "fa_imap_int.h"
 #include "fa_auth_login.h"
 #include "fa_auth_sasl.h"
+#include "fa_auth_quota.h"
 
 static const struct {
     const char  *name;
@@ -117,6 +118,42 @@ fa_imap_folders_listed(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uin
     fa_imap_folder_made(s, FA_OK);      /* the one held while starting them */
 }
 
+/* then the default folders, for a new user */
+static void
+fa_imap_quota_synced(void *data, fa_int_t rc)
+{
+    fa_imap_session_t  *s = data;
+    fa_storage_t       *st = s->store;
+
+    if (rc != FA_OK && rc != FA_AGAIN) {
+        fa_log_error(FA_LOG_WARN, s->c->log, 0, "imap: the quota of %.*s could not be "
+                     "applied: %s", (int) s->user.len, s->user.data, fa_storage_strerror(rc));
+    }
+    if (rc == FA_AGAIN) {
+        return;                          /* called again when the store answers */
+    }
+    if (!s->conf->default_folders || (s->cmd->data = fa_pcalloc(s->cmd->pool,
+                                       sizeof(fa_imap_login_state_t))) == NULL
+        || st->backend->mailbox_list(st, &s->user, s->cmd->pool, fa_imap_folders_listed, s)
+           != FA_AGAIN)
+    {
+        fa_imap_logged_in(s);
+    }
+}
+
+/* the store's quota limits made the user's (fa_auth_quota.h): FA_AGAIN or done */
+static fa_int_t
+fa_imap_quota_start(fa_imap_session_t *s)
+{
+    fa_auth_dir_t   *d = fa_auth_worker_dir();
+    fa_auth_user_t   u;
+
+    if (d == NULL || fa_auth_user_get(d, &s->user, s->cmd->pool, &u) != FA_OK) {
+        return FA_OK;
+    }
+    return fa_auth_quota_sync(fa_cycle, s->store, &u, fa_imap_quota_synced, s);
+}
+
 static void
 fa_imap_login_checked(void *data, fa_int_t rc, const fa_str_t *user)
 {
@@ -142,13 +179,7 @@ fa_imap_login_checked(void *data, fa_int_t rc, const fa_str_t *user)
     s->user.data[user->len] = '\0';
     s->user.len = user->len;
     s->store = st;
-    if (!s->conf->default_folders || (s->cmd->data = fa_pcalloc(s->cmd->pool,
-                                       sizeof(fa_imap_login_state_t))) == NULL
-        || st->backend->mailbox_list(st, &s->user, s->cmd->pool, fa_imap_folders_listed, s)
-           != FA_AGAIN)
-    {
-        fa_imap_logged_in(s);
-    }
+    fa_imap_quota_synced(s, fa_imap_quota_start(s));
 }
 
 static fa_int_t
