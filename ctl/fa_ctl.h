@@ -63,6 +63,17 @@ typedef struct {
     fa_append_result_t   app;
 } fa_ctl_wait_t;
 
+/* appends committed with many in flight (imports): fa_ctl_storage.c */
+typedef struct {
+    fa_uint_t            in_flight;
+    fa_uint_t            committed;
+    fa_int_t             rc;           /* the first failure */
+} fa_ctl_batch_t;
+
+fa_int_t fa_ctl_batch_commit(fa_ctl_t *ctl, fa_ctl_batch_t *b, fa_storage_t *st,
+    fa_append_t *a);
+fa_int_t fa_ctl_batch_finish(fa_ctl_t *ctl, fa_ctl_batch_t *b);
+
 void fa_ctl_done_cb(void *data, fa_int_t rc);
 void fa_ctl_list_cb(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uint_t n);
 void fa_ctl_open_cb(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_status_t *st);

@@ -44,7 +44,7 @@ typedef struct {
     fa_storage_t   *st;
     fa_str_t        user;
     fa_str_t        keywords[FA_MD_KEYWORDS];   /* the folder's dovecot-keywords */
-    fa_uint_t       imported;
+    fa_ctl_batch_t  batch;                      /* commits in flight */
     fa_uint_t       mailboxes;
 } fa_md_in_t;
 
@@ -130,7 +130,6 @@ fa_md_import_file(fa_md_in_t *in, const fa_str_t *mailbox, const char *path,
     const fa_storage_backend_t *b = in->st->backend;
     fa_append_request_t   req;
     fa_str_t              kw[FA_MD_KEYWORDS];
-    fa_ctl_wait_t         w = { 0 };
     fa_append_t          *a = NULL;
     struct stat           sb;
     fa_int_t              rc;
@@ -160,11 +159,11 @@ fa_md_import_file(fa_md_in_t *in, const fa_str_t *mailbox, const char *path,
     }
     close(fd);
     if (rc == FA_OK) {
-        rc = fa_ctl_wait(in->ctl, &w, b->append_commit(a, fa_ctl_append_cb, &w));
-    } else if (a) {
+        return fa_ctl_batch_commit(in->ctl, &in->batch, in->st, a);
+    }
+    if (a) {
         b->append_abort(a);
     }
-    in->imported += rc == FA_OK;
     return rc;
 }
 
@@ -321,7 +320,13 @@ fa_ctl_import_maildir(fa_ctl_t *ctl, int argc, char **argv)
         rc = fa_md_target(&in, &name, &target);
         rc = rc ? rc : fa_md_import_folder(&in, path, &target);
     }
-    printf("imported %lu messages into %lu mailboxes of %s\n", (unsigned long) in.imported,
+    if (rc == FA_OK) {
+        rc = fa_ctl_batch_finish(ctl, &in.batch);
+    } else {
+        fa_ctl_batch_finish(ctl, &in.batch);
+    }
+    printf("imported %lu messages into %lu mailboxes of %s\n",
+           (unsigned long) in.batch.committed,
            (unsigned long) in.mailboxes, (char *) in.user.data);
     return fa_ctl_exit_status(rc);
 }

@@ -28,7 +28,7 @@ typedef struct {
     fa_str_t        user;
     fa_str_t        mailbox;
     fa_append_t    *a;               /* the message being written, or NULL */
-    fa_uint_t       imported;
+    fa_ctl_batch_t  batch;           /* commits in flight */
     unsigned        pending_blank:1; /* a blank line not written yet */
 } fa_mbox_in_t;
 
@@ -49,17 +49,13 @@ fa_mbox_from_date(const char *line)
 static fa_int_t
 fa_mbox_commit(fa_mbox_in_t *in)
 {
-    fa_ctl_wait_t  w = { 0 };
-    fa_int_t       rc;
+    fa_append_t  *a = in->a;
 
-    if (in->a == NULL) {
+    if (a == NULL) {
         return FA_OK;
     }
-    rc = in->st->backend->append_commit(in->a, fa_ctl_append_cb, &w);
     in->a = NULL;
-    rc = fa_ctl_wait(in->ctl, &w, rc);
-    in->imported += rc == FA_OK;
-    return rc;
+    return fa_ctl_batch_commit(in->ctl, &in->batch, in->st, a);
 }
 
 static fa_int_t
@@ -142,13 +138,14 @@ fa_mbox_import_stream(fa_mbox_in_t *in, FILE *f, const char *name)
         rc = FA_ERROR;
     }
     if (rc == FA_OK) {
-        return fa_mbox_commit(in);       /* the last message's blank line is dropped */
+        rc = fa_mbox_commit(in);         /* the last message's blank line is dropped */
     }
     if (in->a) {
         in->st->backend->append_abort(in->a);
         in->a = NULL;
     }
-    return rc;
+    fa_int_t done = fa_ctl_batch_finish(in->ctl, &in->batch);
+    return rc == FA_OK ? done : rc;
 }
 
 static int
@@ -175,7 +172,7 @@ fa_ctl_import_mbox(fa_ctl_t *ctl, int argc, char **argv)
     if (f != stdin) {
         fclose(f);
     }
-    printf("imported %lu messages into %s of %s\n", (unsigned long) in.imported,
+    printf("imported %lu messages into %s of %s\n", (unsigned long) in.batch.committed,
            (char *) in.mailbox.data, (char *) in.user.data);
     return rc == FA_OK ? FA_CTL_OK
                        : fa_ctl_storage_status(rc, "mailbox", (char *) in.mailbox.data);

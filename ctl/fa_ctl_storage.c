@@ -74,6 +74,60 @@ fa_ctl_append_cb(void *data, fa_int_t rc, fa_append_result_t *res)
     fa_ctl_done_cb(data, rc);
 }
 
+/*
+ * Imports commit many messages at once, so the store's group commit takes
+ * them in a few syncs instead of one each: up to FA_CTL_WINDOW commits in
+ * flight.  The store keeps their order (its writer is first come, first
+ * served), so UIDs follow the order of the source.
+ */
+#define FA_CTL_WINDOW  64
+
+static void
+fa_ctl_batch_cb(void *data, fa_int_t rc, fa_append_result_t *res)
+{
+    fa_ctl_batch_t  *b = data;
+
+    (void) res;
+    b->in_flight--;
+    if (rc == FA_OK) {
+        b->committed++;
+    } else if (b->rc == FA_OK) {
+        b->rc = rc;
+    }
+}
+
+static fa_int_t
+fa_ctl_batch_wait(fa_ctl_t *ctl, fa_ctl_batch_t *b, fa_uint_t below)
+{
+    fa_msec_t  deadline = fa_current_msec + FA_CTL_STORAGE_TIMEOUT;
+
+    while (b->in_flight > below && fa_current_msec < deadline) {
+        fa_event_process(ctl->cycle);
+    }
+    return b->in_flight > below ? FA_STORAGE_TEMPFAIL : b->rc;
+}
+
+/* commit one append of a batch: FA_OK, or the batch's first failure */
+fa_int_t
+fa_ctl_batch_commit(fa_ctl_t *ctl, fa_ctl_batch_t *b, fa_storage_t *st, fa_append_t *a)
+{
+    fa_int_t  rc = st->backend->append_commit(a, fa_ctl_batch_cb, b);
+
+    if (rc == FA_AGAIN) {
+        b->in_flight++;
+    } else if (rc != FA_OK && b->rc == FA_OK) {
+        b->rc = rc;
+    }
+    return fa_ctl_batch_wait(ctl, b, FA_CTL_WINDOW - 1);
+}
+
+/* every commit of the batch answered: FA_OK, or the first failure */
+fa_int_t
+fa_ctl_batch_finish(fa_ctl_t *ctl, fa_ctl_batch_t *b)
+{
+    return fa_ctl_batch_wait(ctl, b, 0);
+}
+
 /* the call's own status, or (FA_AGAIN) what the callback said, bounded in time */
 fa_int_t
 fa_ctl_wait(fa_ctl_t *ctl, fa_ctl_wait_t *w, fa_int_t rc)
