@@ -483,22 +483,39 @@ fa_auth_user_add(fa_auth_dir_t *d, const fa_str_t *address, const char *hash)
     return fa_auth_user_write(d, address, hash, 0, 0, FA_AUTH_PUT_NEW);
 }
 
-/* a new password; the quota stays (an administrator's tool: no race to fear) */
+/*
+ * Rewrite a user's record keeping what is not changed: a new hash (NULL:
+ * keep it) or a new quota (quota NULL: keep it).  An administrator's tool
+ * writes here, one at a time: the read and the write need no transaction.
+ */
+static fa_int_t
+fa_auth_user_update(fa_auth_dir_t *d, const fa_str_t *address, const char *hash,
+    const uint64_t *quota)
+{
+    fa_pool_t       *pool;
+    fa_auth_user_t   u;
+    fa_int_t         rc = fa_auth_address_domain_check(d, address);
+
+    if (rc != FA_OK) {
+        return rc;                       /* no such domain: said before "no such user" */
+    }
+    if ((pool = fa_pool_create(1024, &fa_log_stderr)) == NULL) {
+        return FA_ERROR;
+    }
+    rc = fa_auth_user_get(d, address, pool, &u);
+    if (rc == FA_OK) {
+        rc = fa_auth_user_write(d, address, hash ? hash : (char *) u.password.data,
+                                quota ? quota[0] : u.quota_bytes,
+                                quota ? quota[1] : u.quota_messages, FA_AUTH_PUT_EXISTING);
+    }
+    fa_pool_destroy(pool);
+    return rc;
+}
+
 fa_int_t
 fa_auth_user_set_password(fa_auth_dir_t *d, const fa_str_t *address, const char *hash)
 {
-    fa_pool_t       *pool = fa_pool_create(1024, &fa_log_stderr);
-    fa_auth_user_t   u;
-    fa_int_t         rc = pool ? fa_auth_user_get(d, address, pool, &u) : FA_ERROR;
-
-    if (rc == FA_OK) {
-        rc = fa_auth_user_write(d, address, hash, u.quota_bytes, u.quota_messages,
-                                FA_AUTH_PUT_EXISTING);
-    }
-    if (pool) {
-        fa_pool_destroy(pool);
-    }
-    return rc;
+    return hash ? fa_auth_user_update(d, address, hash, NULL) : FA_AUTH_INVALID;
 }
 
 /* the user's own quota (0: the domain's default, or none); the password stays */
@@ -506,18 +523,9 @@ fa_int_t
 fa_auth_user_set_quota(fa_auth_dir_t *d, const fa_str_t *address, uint64_t bytes,
     uint64_t messages)
 {
-    fa_pool_t       *pool = fa_pool_create(1024, &fa_log_stderr);
-    fa_auth_user_t   u;
-    fa_int_t         rc = pool ? fa_auth_user_get(d, address, pool, &u) : FA_ERROR;
+    uint64_t  quota[2] = { bytes, messages };
 
-    if (rc == FA_OK) {
-        rc = fa_auth_user_write(d, address, (char *) u.password.data, bytes, messages,
-                                FA_AUTH_PUT_EXISTING);
-    }
-    if (pool) {
-        fa_pool_destroy(pool);
-    }
-    return rc;
+    return fa_auth_user_update(d, address, NULL, quota);
 }
 
 fa_int_t
