@@ -94,13 +94,26 @@ fa_imap_folder_made(void *data, fa_int_t rc)
     }
 }
 
+static void
+fa_imap_folder_made_cb(void *data, fa_int_t rc)
+{
+    if (!fa_imap_answered(data)) {
+        fa_imap_folder_made(data, rc);
+    }
+}
+
 /* a user with nothing but INBOX gets Drafts, Sent, Trash, Junk and Archive */
 static void
 fa_imap_folders_listed(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uint_t n)
 {
     fa_imap_session_t      *s = data;
-    fa_imap_login_state_t  *ls = s->cmd->data;
+    fa_imap_login_state_t  *ls;
     fa_storage_t           *st = s->store;
+
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    ls = s->cmd->data;
 
     if (rc != FA_OK || n > 1 || (n == 1 && !fa_str_eqi(&boxes[0].name, "INBOX"))) {
         fa_imap_logged_in(s);
@@ -110,9 +123,9 @@ fa_imap_folders_listed(void *data, fa_int_t rc, fa_mailbox_info_t *boxes, fa_uin
     for (size_t i = 0; i < fa_nelems(fa_imap_default_folders); i++) {
         fa_str_t name = { strlen(fa_imap_default_folders[i].name),
                           (u_char *) fa_imap_default_folders[i].name };
-        fa_int_t r = st->backend->mailbox_create(st, &s->user, &name,
-                                                 fa_imap_default_folders[i].use,
-                                                 fa_imap_folder_made, s);
+        fa_int_t r = fa_imap_call(s, st->backend->mailbox_create(st, &s->user, &name,
+                                                                 fa_imap_default_folders[i].use,
+                                                                 fa_imap_folder_made_cb, s));
         ls->pending += r == FA_AGAIN;
     }
     fa_imap_folder_made(s, FA_OK);      /* the one held while starting them */
@@ -134,10 +147,18 @@ fa_imap_quota_synced(void *data, fa_int_t rc)
     }
     if (!s->conf->default_folders || (s->cmd->data = fa_pcalloc(s->cmd->pool,
                                        sizeof(fa_imap_login_state_t))) == NULL
-        || st->backend->mailbox_list(st, &s->user, s->cmd->pool, fa_imap_folders_listed, s)
-           != FA_AGAIN)
+        || fa_imap_call(s, st->backend->mailbox_list(st, &s->user, s->cmd->pool,
+                                                     fa_imap_folders_listed, s)) != FA_AGAIN)
     {
         fa_imap_logged_in(s);
+    }
+}
+
+static void
+fa_imap_quota_synced_cb(void *data, fa_int_t rc)
+{
+    if (!fa_imap_answered(data)) {
+        fa_imap_quota_synced(data, rc);
     }
 }
 
@@ -151,7 +172,8 @@ fa_imap_quota_start(fa_imap_session_t *s)
     if (d == NULL || fa_auth_user_get(d, &s->user, s->cmd->pool, &u) != FA_OK) {
         return FA_OK;
     }
-    return fa_auth_quota_sync(fa_cycle, s->store, &u, fa_imap_quota_synced, s);
+    return fa_imap_call(s, fa_auth_quota_sync(fa_cycle, s->store, &u, fa_imap_quota_synced_cb,
+                                              s));
 }
 
 static void

@@ -15,11 +15,14 @@
  *   fa_imap_mailbox.c   CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
  *                       STATUS, NAMESPACE; mailbox names on the wire
  *   fa_imap_list.c      LIST (LIST-EXTENDED, LIST-STATUS, SPECIAL-USE), LSUB
- *   fa_imap_fetch.c     FETCH, UID FETCH: every data item, streamed
+ *   fa_imap_fetch.c     FETCH, UID FETCH: every data item, streamed; with
+ *                       fa_imap_fetch_meta.c, _body.c, _decode.c (fa_imap_fetch.h)
  *   fa_imap_store.c     STORE, COPY, MOVE, EXPUNGE, UID EXPUNGE
  *   fa_imap_append.c    APPEND, its literal streamed into the store
- *   fa_imap_search.c    SEARCH, ESEARCH
- *   fa_imap_sort.c      SORT, THREAD
+ *   fa_imap_search.c    SEARCH, ESEARCH; the search engine in
+ *                       fa_imap_search_key.c, _run.c, _text.c (fa_imap_search.h)
+ *   fa_imap_sort.c      SORT; base subjects
+ *   fa_imap_thread.c    THREAD (REFERENCES, ORDEREDSUBJECT)
  *   fa_imap_idle.c      IDLE
  *   fa_imap_quota.c     GETQUOTA, GETQUOTAROOT, SETQUOTA
  *   fa_imap_compress.c  COMPRESS=DEFLATE
@@ -125,6 +128,7 @@ struct fa_imap_session_s {
     fa_event_t              delay;           /* failed logins */
     fa_uint_t               auth_failures;
     void                   *login;           /* fa_auth_login_t in flight */
+    void                   *deflate;         /* COMPRESS=DEFLATE's streams, or NULL */
 
     /* ENABLE / capabilities in use */
     unsigned                rev2:1;          /* IMAP4rev2 */
@@ -139,6 +143,8 @@ struct fa_imap_session_s {
     unsigned                closing:1;       /* BYE sent: close once flushed */
     unsigned                idling:1;
     unsigned                appending:1;     /* an APPEND between its messages */
+    unsigned                gone:1;          /* the client went; store calls pending */
+    fa_uint_t               in_flight;       /* store calls whose callback gets s */
 
     /* totals for the logout line */
     uint64_t                commands;
@@ -165,6 +171,13 @@ void fa_imap_read_stream(fa_imap_session_t *s, uint64_t size, fa_imap_stream_pt 
 int fa_imap_output_full(fa_imap_session_t *s);        /* over the high water mark */
 void fa_imap_wait_drain(fa_imap_session_t *s, fa_imap_resume_pt fn);
 void fa_imap_wake(fa_imap_session_t *s);              /* after a store callback */
+/*
+ * Store calls whose callback gets the session: rc = fa_imap_call(s, call),
+ * and every such callback starts with "if (fa_imap_answered(s)) return;",
+ * so a session whose client went away lives until the last one answered.
+ */
+fa_int_t fa_imap_call(fa_imap_session_t *s, fa_int_t rc);
+int fa_imap_answered(fa_imap_session_t *s);
 void fa_imap_starttls_begin(fa_imap_session_t *s);
 void fa_imap_logout_line(fa_imap_session_t *s, const char *why);
 
@@ -256,15 +269,73 @@ fa_int_t fa_imap_append(fa_imap_session_t *s, fa_imap_cmd_t *cmd);
 /* the session met APPEND's message literal: take it (FA_OK) or not */
 fa_int_t fa_imap_append_literal(fa_imap_session_t *s, uint64_t size, int sync, int binary);
 
-/* fa_imap_search.c */
+/* fa_imap_search.c (and fa_imap_search_key.c, _run.c, _text.c: fa_imap_search.h) */
 fa_int_t fa_imap_search(fa_imap_session_t *s, fa_imap_cmd_t *cmd);
 
-/* fa_imap_sort.c */
+/*
+ * The search engine SEARCH, SORT and THREAD share.  fa_imap_search_parse
+ * reads "[CHARSET name] key ..." (charset_first: SORT's and THREAD's
+ * charset that comes first, without the word CHARSET); FA_DECLINED means
+ * it answered (BAD, or NO [BADCHARSET]).  fa_imap_search_run walks the
+ * view in batches of metadata and calls hit for each matching message, in
+ * MSN order, with the header fields want asks for (1 << FA_IMAP_HDR_*:
+ * raw, unfolded, data NULL when absent); then end, which writes the result
+ * and the tagged reply and returns FA_OK, or parks on the output with
+ * fa_imap_wait_drain and returns FA_AGAIN.  run returns what a command
+ * handler returns; a failure of the store is answered by the engine.
+ */
+enum {
+    FA_IMAP_HDR_DATE = 0, FA_IMAP_HDR_SUBJECT, FA_IMAP_HDR_FROM, FA_IMAP_HDR_TO,
+    FA_IMAP_HDR_CC, FA_IMAP_HDR_MESSAGE_ID, FA_IMAP_HDR_IN_REPLY_TO,
+    FA_IMAP_HDR_REFERENCES, FA_IMAP_HDR_N
+};
+
+typedef struct fa_imap_search_s  fa_imap_search_t;
+
+typedef struct {
+    uint32_t                  msn;
+    const fa_message_meta_t  *meta;
+    fa_str_t                  hdr[FA_IMAP_HDR_N];
+    fa_pool_t                *pool;          /* scratch: emptied after the call */
+} fa_imap_search_hit_t;
+
+typedef fa_int_t (*fa_imap_search_hit_pt)(fa_imap_session_t *s, fa_imap_search_hit_t *hit);
+typedef fa_int_t (*fa_imap_search_end_pt)(fa_imap_session_t *s);
+
+fa_int_t fa_imap_search_parse(fa_imap_session_t *s, fa_imap_cmd_t *cmd,
+    const fa_imap_arg_t *args, fa_uint_t nargs, int charset_first, fa_imap_search_t **out);
+fa_int_t fa_imap_search_run(fa_imap_session_t *s, fa_imap_search_t *se, fa_uint_t want,
+    fa_imap_search_hit_pt hit, fa_imap_search_end_pt end);
+int fa_imap_search_has_modseq(const fa_imap_search_t *se);
+/* " 1 2 3" (or compact: "1:3,5") from nums[*i] on; FA_AGAIN: the output is full */
+fa_int_t fa_imap_write_numbers(fa_imap_session_t *s, const uint32_t *nums, fa_uint_t n,
+    fa_uint_t *i, int compact);
+
+/* fa_imap_sort.c (and fa_imap_thread.c) */
 fa_int_t fa_imap_sort(fa_imap_session_t *s, fa_imap_cmd_t *cmd);
 fa_int_t fa_imap_thread(fa_imap_session_t *s, fa_imap_cmd_t *cmd);
+/*
+ * RFC 5256 2.1: the base subject of a raw Subject field, decoded to UTF-8,
+ * in pool; *reply: it was a reply or a forward (Re:, Fwd:, (fwd), [fwd: ]).
+ */
+fa_int_t fa_imap_base_subject(fa_pool_t *pool, const fa_str_t *raw, fa_str_t *out,
+    int *reply);
+/*
+ * An RFC 5322 date-time, leniently: the moment (UTC) and the day as
+ * written (days since 1970-01-01, the sender's zone); FA_DECLINED when
+ * it cannot be read.  fa_imap_date_day: IMAP's "1-Feb-1994".
+ */
+fa_int_t fa_imap_date_parse(const u_char *p, size_t n, time_t *utc, int64_t *day);
+fa_int_t fa_imap_date_day(const fa_str_t *s, int64_t *day);
+/* the sent date RFC 5256 sorts by: the Date field, else the internal date */
+time_t fa_imap_sent_date(const fa_imap_search_hit_t *hit);
+/* i;ascii-casemap */
+int fa_imap_casemap_cmp(const fa_str_t *a, const fa_str_t *b);
 
 /* fa_imap_idle.c */
 fa_int_t fa_imap_idle(fa_imap_session_t *s, fa_imap_cmd_t *cmd);
+/* IDLE's updates were told: wait for DONE again (a resume for fa_imap_view_update) */
+fa_int_t fa_imap_idle_resume(fa_imap_session_t *s);
 
 /* fa_imap_quota.c */
 fa_int_t fa_imap_getquota(fa_imap_session_t *s, fa_imap_cmd_t *cmd);

@@ -101,6 +101,9 @@ fa_imap_mailbox_done(void *data, fa_int_t rc)
 {
     fa_imap_session_t  *s = data;
 
+    if (fa_imap_answered(s)) {
+        return;
+    }
     if (rc == FA_OK) {
         fa_imap_tagged(s, "OK", "%s completed", s->cmd->def->name);
     } else {
@@ -177,8 +180,8 @@ fa_imap_create(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         if (fa_str_eq(&name, "INBOX")) {
             return fa_imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
         }
-        rc = s->store->backend->mailbox_create(s->store, &s->user, &name, use,
-                                               fa_imap_mailbox_done, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_create(s->store, &s->user, &name, use,
+                                                               fa_imap_mailbox_done, s));
     }
     return fa_imap_mailbox_started(s, rc);
 }
@@ -200,8 +203,8 @@ fa_imap_delete(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         return fa_imap_tagged(s, "NO", "[INUSE] The mailbox is selected");
     }
     if (rc == FA_OK) {
-        rc = s->store->backend->mailbox_delete(s->store, &s->user, &name,
-                                               fa_imap_mailbox_done, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_delete(s->store, &s->user, &name,
+                                                               fa_imap_mailbox_done, s));
     }
     return fa_imap_mailbox_started(s, rc);
 }
@@ -220,8 +223,8 @@ fa_imap_rename(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         rc = fa_imap_name_in(s, &cmd->parsed.args[1], cmd->pool, &to);
     }
     if (rc == FA_OK) {
-        rc = s->store->backend->mailbox_rename(s->store, &s->user, &from, &to,
-                                               fa_imap_mailbox_done, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_rename(s->store, &s->user, &from, &to,
+                                                               fa_imap_mailbox_done, s));
     }
     return fa_imap_mailbox_started(s, rc);
 }
@@ -237,8 +240,8 @@ fa_imap_subscription(fa_imap_session_t *s, fa_imap_cmd_t *cmd, int on)
     }
     rc = fa_imap_name_in(s, &cmd->parsed.args[0], cmd->pool, &name);
     if (rc == FA_OK) {
-        rc = s->store->backend->mailbox_subscribe(s->store, &s->user, &name, on,
-                                                  fa_imap_mailbox_done, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_subscribe(s->store, &s->user, &name,
+                                                                  on, fa_imap_mailbox_done, s));
     }
     return fa_imap_mailbox_started(s, rc);
 }
@@ -340,9 +343,13 @@ static void
 fa_imap_status_done(void *data, fa_int_t rc, fa_mailbox_status_t *st)
 {
     fa_imap_session_t  *s = data;
-    fa_uint_t           bits = (fa_uint_t) (uintptr_t) s->cmd->data;
+    fa_uint_t           bits;
     fa_str_t            name, wire;
 
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    bits = (fa_uint_t) (uintptr_t) s->cmd->data;
     if (rc == FA_OK && fa_imap_name_in(s, &s->cmd->parsed.args[0], s->cmd->pool, &name) == FA_OK
         && fa_imap_name_out(s, &name, s->cmd->pool, &wire) == FA_OK)
     {
@@ -370,8 +377,8 @@ fa_imap_status(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
     cmd->data = (void *) (uintptr_t) bits;
     rc = fa_imap_name_in(s, &cmd->parsed.args[0], cmd->pool, &name);
     if (rc == FA_OK) {
-        rc = s->store->backend->mailbox_status(s->store, &s->user, &name,
-                                               fa_imap_status_done, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_status(s->store, &s->user, &name,
+                                                               fa_imap_status_done, s));
     }
     return fa_imap_mailbox_started(s, rc);
 }

@@ -610,6 +610,42 @@ fa_imap_starttls_begin(fa_imap_session_t *s)
 
 /* ---- start and end ---- */
 
+/* the last of it: after the connection, and after every store call answered */
+static void
+fa_imap_release(fa_imap_session_t *s)
+{
+    fa_imap_view_free(s);
+    fa_imap_cmd_free(s);
+    free(s->buf);
+    free(s);
+}
+
+/* a store call: its callback will get the session (FA_AGAIN: it is counted) */
+fa_int_t
+fa_imap_call(fa_imap_session_t *s, fa_int_t rc)
+{
+    s->in_flight += rc == FA_AGAIN;
+    return rc;
+}
+
+/*
+ * The first thing every store callback does: 1 when the client went away
+ * meanwhile -- the callback does nothing more, and the last one frees the
+ * session.
+ */
+int
+fa_imap_answered(fa_imap_session_t *s)
+{
+    s->in_flight--;
+    if (!s->gone) {
+        return 0;
+    }
+    if (s->in_flight == 0) {
+        fa_imap_release(s);
+    }
+    return 1;
+}
+
 static void
 fa_imap_cleanup(void *data)
 {
@@ -620,23 +656,31 @@ fa_imap_cleanup(void *data)
         fa_stat_add(fa_imap_stat_bytes_out, (int64_t) s->c->bytes_out);
     }
     fa_imap_auth_cancel(s);
-    fa_imap_view_free(s);
-    fa_imap_cmd_free(s);
     if (s->delay.timer_set) {
         fa_event_del_timer(&s->delay);
     }
-    free(s->buf);
-    s->buf = NULL;
+    if (s->view && s->view->watch) {
+        s->store->backend->unwatch(s->view->watch);
+        s->view->watch = NULL;
+    }
+    s->c = NULL;                        /* the connection and its pool go now */
+    s->user.len = 0;
+    if (s->in_flight) {
+        s->gone = 1;                    /* the store still holds our pools: later */
+        return;
+    }
+    fa_imap_release(s);
 }
 
 void
 fa_imap_init_session(fa_connection_t *c)
 {
     fa_imap_conf_t      *conf = c->listening->ctx;
-    fa_imap_session_t   *s = fa_pcalloc(c->pool, sizeof(*s));
+    fa_imap_session_t   *s = fa_calloc(sizeof(*s), c->log);   /* may outlive c */
     char                 caps[1024];
 
     if (s == NULL || fa_pool_cleanup_add(c->pool, fa_imap_cleanup, s) == NULL) {
+        free(s);
         fa_conn_close(c);
         return;
     }

@@ -41,10 +41,14 @@ static void
 fa_imap_stored(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n)
 {
     fa_imap_session_t  *s = data;
-    fa_imap_store_t    *st = s->cmd->data;
+    fa_imap_store_t    *st;
     char                flags[4096], modified[4096];
     size_t              nm = 0;
 
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    st = s->cmd->data;
     modified[0] = '\0';
     for (fa_uint_t i = 0; (rc == FA_OK || rc == FA_STORAGE_MODIFIED) && i < n; i++) {
         fa_message_meta_t *m = &msgs[i];
@@ -153,7 +157,8 @@ fa_imap_store(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
     }
     st->silent = silent;
     cmd->data = st;
-    rc = s->store->backend->store(s->view->box, &uids, &req, cmd->pool, fa_imap_stored, s);
+    rc = fa_imap_call(s, s->store->backend->store(s->view->box, &uids, &req, cmd->pool,
+                                                  fa_imap_stored, s));
     return rc == FA_AGAIN ? FA_AGAIN : fa_imap_storage_no(s, rc, "STORE");
 }
 
@@ -165,8 +170,13 @@ fa_imap_copied(void *data, fa_int_t rc, uint32_t uidvalidity, fa_uid_set_t *src,
     fa_uid_set_t *dst)
 {
     fa_imap_session_t  *s = data;
-    int                 move = fa_str_eq(&s->cmd->parsed.name, "MOVE");
+    int                 move;
     char                sset[4096], dset[4096];
+
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    move = fa_str_eq(&s->cmd->parsed.name, "MOVE");
 
     if (rc != FA_OK) {
         fa_imap_storage_no(s, rc, move ? "MOVE" : "COPY");
@@ -218,8 +228,8 @@ fa_imap_copy_or_move(fa_imap_session_t *s, fa_imap_cmd_t *cmd, int move)
     if (uids.nranges == 0) {
         return fa_imap_tagged(s, "OK", "%s completed", move ? "MOVE" : "COPY");
     }
-    rc = s->store->backend->copy(s->view->box, &uids, &dest, move, cmd->pool, fa_imap_copied,
-                                 s);
+    rc = fa_imap_call(s, s->store->backend->copy(s->view->box, &uids, &dest, move, cmd->pool,
+                                                 fa_imap_copied, s));
     if (rc == FA_AGAIN) {
         return FA_AGAIN;
     }
@@ -248,6 +258,9 @@ fa_imap_expunged(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
 {
     fa_imap_session_t  *s = data;
 
+    if (fa_imap_answered(s)) {
+        return;
+    }
     if (rc != FA_OK) {
         fa_imap_storage_no(s, rc, "EXPUNGE");
     } else {
@@ -282,6 +295,7 @@ fa_imap_expunge(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         }
         set = &uids;
     }
-    rc = s->store->backend->expunge(s->view->box, set, cmd->pool, fa_imap_expunged, s);
+    rc = fa_imap_call(s, s->store->backend->expunge(s->view->box, set, cmd->pool,
+                                                    fa_imap_expunged, s));
     return rc == FA_AGAIN ? FA_AGAIN : fa_imap_storage_no(s, rc, "EXPUNGE");
 }

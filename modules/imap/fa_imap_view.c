@@ -16,7 +16,8 @@
 #include "fa_imap_int.h"
 
 typedef struct {
-    fa_imap_view_t     *view;
+    fa_imap_session_t  *s;
+    fa_imap_view_t     *view;               /* until the session adopts it */
     fa_int_t            examine;
     uint64_t            qresync_modseq;     /* SELECT (QRESYNC (v m)): changes since m */
     uint32_t            qresync_uidvalidity;
@@ -246,7 +247,8 @@ fa_imap_view_changed(void *data)
     }
     s->view->changed = 1;
     if (s->idling && s->cmd && s->input == FA_IMAP_IN_LINE) {
-        fa_imap_view_update(s, 1, NULL);         /* IDLE tells at once */
+        /* IDLE tells at once, then goes back to reading DONE */
+        fa_imap_view_update(s, 1, fa_imap_idle_resume);
     }
 }
 
@@ -328,6 +330,11 @@ fa_imap_view_changes(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
     fa_imap_session_t  *s = u->s;
     fa_imap_resume_pt   next = u->next;
 
+    if (fa_imap_answered(s)) {
+        fa_pool_destroy(u->pool);
+        return;
+    }
+
     if (s->view) {
         s->view->refreshing = 0;
         if (rc == FA_OK && ch->too_old) {
@@ -374,8 +381,8 @@ fa_imap_view_update(fa_imap_session_t *s, int expunges, fa_imap_resume_pt next)
     u->pool = pool;
     v->changed = 0;
     v->refreshing = 1;
-    rc = s->store->backend->changes_since(v->box, v->highestmodseq, pool,
-                                          fa_imap_view_changes, u);
+    rc = fa_imap_call(s, s->store->backend->changes_since(v->box, v->highestmodseq, pool,
+                                                          fa_imap_view_changes, u));
     if (rc == FA_AGAIN) {
         if (s->cmd) {
             s->input = FA_IMAP_IN_BUSY;
@@ -391,14 +398,9 @@ fa_imap_view_update(fa_imap_session_t *s, int expunges, fa_imap_resume_pt next)
 
 /* ---- SELECT, EXAMINE ---- */
 
-void
-fa_imap_view_free(fa_imap_session_t *s)
+static void
+fa_imap_view_destroy(fa_imap_session_t *s, fa_imap_view_t *v)
 {
-    fa_imap_view_t  *v = s->view;
-
-    if (v == NULL) {
-        return;
-    }
     if (v->watch) {
         s->store->backend->unwatch(v->watch);
     }
@@ -406,8 +408,30 @@ fa_imap_view_free(fa_imap_session_t *s)
         s->store->backend->mailbox_close(v->box);
     }
     free(v->uids);
-    s->view = NULL;
     fa_pool_destroy(v->pool);
+}
+
+void
+fa_imap_view_free(fa_imap_session_t *s)
+{
+    fa_imap_view_t  *v = s->view;
+
+    if (v) {
+        s->view = NULL;
+        fa_imap_view_destroy(s, v);
+    }
+}
+
+/* a SELECT that did not end with its view adopted: the view goes with it */
+static void
+fa_imap_select_cleanup(void *data)
+{
+    fa_imap_select_t  *sel = data;
+
+    if (sel->view) {
+        fa_imap_view_destroy(sel->s, sel->view);
+        sel->view = NULL;
+    }
 }
 
 static fa_int_t
@@ -416,6 +440,7 @@ fa_imap_select_reply(fa_imap_session_t *s, fa_imap_select_t *sel)
     fa_imap_view_t  *v = sel->view;
 
     s->view = v;
+    sel->view = NULL;                    /* adopted */
     s->state = FA_IMAP_SELECTED;
     fa_imap_send_flags(s);
     fa_imap_send(s, "* %lu EXISTS", (unsigned long) v->n);
@@ -442,9 +467,14 @@ static void
 fa_imap_select_listed(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
 {
     fa_imap_session_t  *s = data;
-    fa_imap_select_t   *sel = s->cmd->data;
-    fa_imap_view_t     *v = sel->view;
+    fa_imap_select_t   *sel;
+    fa_imap_view_t     *v;
 
+    if (fa_imap_answered(s)) {
+        return;                          /* (the view's pool is the command's: gone) */
+    }
+    sel = s->cmd->data;
+    v = sel->view;
     for (fa_uint_t i = 0; rc == FA_OK && i < ch->nchanged; i++) {
         if (fa_imap_view_push(v, ch->changed[i].uid) != FA_OK) {
             rc = FA_ERROR;
@@ -454,9 +484,7 @@ fa_imap_select_listed(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
         fa_imap_view_set_keywords(v, ch->keywords, ch->nkeywords);
     }
     if (rc != FA_OK) {
-        s->view = v;
-        fa_imap_view_free(s);
-        fa_imap_storage_no(s, rc, "SELECT");
+        fa_imap_storage_no(s, rc, "SELECT");      /* the view goes with the command */
     } else {
         v->highestmodseq = fa_max(v->highestmodseq, ch->highestmodseq);
         fa_imap_select_reply(s, sel);
@@ -468,11 +496,15 @@ static void
 fa_imap_select_opened(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_status_t *st)
 {
     fa_imap_session_t  *s = data;
-    fa_imap_select_t   *sel = s->cmd->data;
-    fa_imap_view_t     *v = sel->view;
+    fa_imap_select_t   *sel;
+    fa_imap_view_t     *v;
 
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    sel = s->cmd->data;
+    v = sel->view;
     if (rc != FA_OK) {
-        fa_pool_destroy(v->pool);
         fa_imap_storage_no(s, rc, sel->examine ? "EXAMINE" : "SELECT");
         fa_imap_done(s);
         return;
@@ -484,12 +516,11 @@ fa_imap_select_opened(void *data, fa_int_t rc, fa_mailbox_t *box, fa_mailbox_sta
     if (fa_imap_view_set_keywords(v, st->keywords, st->nkeywords) != FA_OK) {
         rc = FA_ERROR;
     } else {
-        rc = s->store->backend->changes_since(box, 0, s->cmd->pool, fa_imap_select_listed, s);
+        rc = fa_imap_call(s, s->store->backend->changes_since(box, 0, s->cmd->pool,
+                                                              fa_imap_select_listed, s));
     }
     if (rc != FA_AGAIN) {
-        s->view = v;
-        fa_imap_view_free(s);
-        fa_imap_storage_no(s, rc, "SELECT");
+        fa_imap_storage_no(s, rc, "SELECT");      /* the view goes with the command */
         fa_imap_done(s);
     }
 }
@@ -541,19 +572,23 @@ fa_imap_select(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         return FA_ERROR;
     }
     v->pool = pool;
+    sel->s = s;
     sel->view = v;
+    if (fa_pool_cleanup_add(cmd->pool, fa_imap_select_cleanup, sel) == NULL) {
+        fa_pool_destroy(pool);
+        return FA_ERROR;
+    }
     sel->examine = fa_str_eq(&cmd->parsed.name, "EXAMINE");
     v->readonly = sel->examine;
     cmd->data = sel;
     rc = fa_imap_name_in(s, &cmd->parsed.args[0], pool, &v->name);
     if (rc == FA_OK) {
-        rc = s->store->backend->mailbox_open(s->store, &s->user, &v->name, pool,
-                                             fa_imap_select_opened, s);
+        rc = fa_imap_call(s, s->store->backend->mailbox_open(s->store, &s->user, &v->name, pool,
+                                                             fa_imap_select_opened, s));
     }
     if (rc == FA_AGAIN) {
         return FA_AGAIN;
     }
-    fa_pool_destroy(pool);
     return rc == FA_DECLINED ? fa_imap_bad(s, "Invalid mailbox name")
                              : fa_imap_storage_no(s, rc, "SELECT");
 }
@@ -567,6 +602,9 @@ fa_imap_close_expunged(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
     fa_imap_session_t  *s = data;
 
     (void) ch;
+    if (fa_imap_answered(s)) {
+        return;
+    }
     fa_imap_view_free(s);
     s->state = FA_IMAP_AUTHENTICATED;
     if (rc != FA_OK) {
@@ -587,8 +625,8 @@ fa_imap_close(fa_imap_session_t *s, fa_imap_cmd_t *cmd)
         return fa_imap_bad(s, "CLOSE takes no arguments");
     }
     if (!s->view->readonly) {
-        rc = s->store->backend->expunge(s->view->box, NULL, cmd->pool, fa_imap_close_expunged,
-                                        s);
+        rc = fa_imap_call(s, s->store->backend->expunge(s->view->box, NULL, cmd->pool,
+                                                        fa_imap_close_expunged, s));
         if (rc == FA_AGAIN) {
             return FA_AGAIN;
         }
