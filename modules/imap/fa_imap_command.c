@@ -77,7 +77,7 @@ fa_imap_capabilities(fa_imap_session_t *s, char *buf, size_t size)
     n = fa_snprintf(buf, size, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE "
                     "NAMESPACE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
                     "LIST-EXTENDED LIST-STATUS ESEARCH UIDPLUS MOVE CONDSTORE QRESYNC "
-                    "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY SORT "
+                    "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY SORT SORT=DISPLAY "
                     "THREAD=REFERENCES THREAD=ORDEREDSUBJECT UTF8=ACCEPT STATUS=SIZE "
                     "APPENDLIMIT=%zu", s->conf->max_message_size);
     if (s->state == FA_IMAP_NOT_AUTHENTICATED) {

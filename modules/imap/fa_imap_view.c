@@ -202,6 +202,9 @@ fa_imap_view_uids(fa_imap_session_t *s, const fa_str_t *set, int uid, fa_pool_t 
     if (rc != FA_OK) {
         return rc;
     }
+    if (!uid && v->n == 0 && memchr(set->data, '*', set->len)) {
+        n = 0;                           /* "1:*" of an empty mailbox: nothing, no error */
+    }
     if (!uid) {
         for (fa_uint_t i = 0; i < n; i++) {
             if (r[i].last > v->n) {
