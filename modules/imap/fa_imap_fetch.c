@@ -245,6 +245,17 @@ fa_imap_fetch_message(fa_imap_fetch_t *f)
         f->state = FA_IMAP_FS_BATCH;
         return FA_OK;
     }
+    if (!f->keywords && (f->want_flags || f->set_seen)) {
+        /* keywords made since SELECT: their names before the batch's FLAGS */
+        uint64_t keywords = 0;
+        for (fa_uint_t i = f->cur; i < f->nmsgs; i++) {
+            keywords |= f->msgs[i].keywords;
+        }
+        f->keywords = 1;
+        if (fa_imap_view_keywords(s, keywords, fa_imap_fetch_run) == FA_AGAIN) {
+            return FA_AGAIN;
+        }
+    }
     m = &f->msgs[f->cur];
     msn = fa_imap_view_msn(s->view, m->uid);
     if (fa_imap_fetch_skipped(f, m) || msn == 0) {

@@ -163,6 +163,7 @@ struct fa_imap_fetch_s {
     unsigned                    vanished:1;
     unsigned                    sep:1;        /* an item was written: a space next */
     unsigned                    pending:1;    /* a store call or a read is in flight */
+    unsigned                    keywords:1;   /* the batch's keywords have names */
     unsigned                    orphan:1;     /* the session went while it was */
 };
 

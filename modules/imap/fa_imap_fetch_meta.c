@@ -197,6 +197,7 @@ fa_imap_fetch_batch_end(fa_imap_fetch_t *f)
     f->nmsgs = f->cur = f->asked = 0;
     f->seen_set = NULL;
     f->changes = NULL;
+    f->keywords = 0;
 }
 
 static void

@@ -225,6 +225,14 @@ fa_int_t fa_imap_view_uids(fa_imap_session_t *s, const fa_str_t *set, int uid,
  * called), FA_AGAIN when the store was asked (next called later).
  */
 fa_int_t fa_imap_view_update(fa_imap_session_t *s, int expunges, fa_imap_resume_pt next);
+/*
+ * Keyword bits past the view's table (keywords made since SELECT, by this
+ * session's STORE or another writer; the table only grows): learn their
+ * names, tell the client (FLAGS), then call next.  FA_OK when the view
+ * names them all (next not called), FA_AGAIN when the store was asked.
+ */
+fa_int_t fa_imap_view_keywords(fa_imap_session_t *s, uint64_t keywords,
+    fa_imap_resume_pt next);
 void fa_imap_view_expunged(fa_imap_session_t *s, const uint32_t *uids, fa_uint_t n);
 fa_int_t fa_imap_view_keyword_list(fa_imap_session_t *s, char *buf, size_t size);
 size_t fa_imap_flags_render(fa_imap_view_t *v, uint32_t flags, uint64_t keywords,

@@ -34,21 +34,22 @@ fa_imap_readonly(fa_imap_session_t *s)
 /* ---- STORE ---- */
 
 typedef struct {
-    unsigned   silent:1;
+    unsigned             silent:1;
+    fa_int_t             rc;           /* the store's answer (in the command's pool) */
+    fa_message_meta_t   *msgs;
+    fa_uint_t            n;
 } fa_imap_store_t;
 
-static void
-fa_imap_stored(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n)
+static fa_int_t
+fa_imap_store_reply(fa_imap_session_t *s)
 {
-    fa_imap_session_t  *s = data;
-    fa_imap_store_t    *st;
+    fa_imap_store_t    *st = s->cmd->data;
+    fa_message_meta_t  *msgs = st->msgs;
+    fa_uint_t           n = st->n;
+    fa_int_t            rc = st->rc;
     char                flags[4096], modified[4096];
     size_t              nm = 0;
 
-    if (fa_imap_answered(s)) {
-        return;
-    }
-    st = s->cmd->data;
     modified[0] = '\0';
     for (fa_uint_t i = 0; (rc == FA_OK || rc == FA_STORAGE_MODIFIED) && i < n; i++) {
         fa_message_meta_t *m = &msgs[i];
@@ -89,6 +90,31 @@ fa_imap_stored(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n)
     } else {
         fa_imap_tagged(s, "OK", "STORE completed");
     }
+    return FA_OK;
+}
+
+static void
+fa_imap_stored(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n)
+{
+    fa_imap_session_t  *s = data;
+    fa_imap_store_t    *st;
+    uint64_t            keywords = 0;
+
+    if (fa_imap_answered(s)) {
+        return;
+    }
+    st = s->cmd->data;
+    st->rc = rc;
+    st->msgs = msgs;
+    st->n = n;
+    for (fa_uint_t i = 0; (rc == FA_OK || rc == FA_STORAGE_MODIFIED) && i < n; i++) {
+        keywords |= msgs[i].keywords;
+    }
+    /* a keyword new to the mailbox: its name first, the reply then */
+    if (fa_imap_view_keywords(s, keywords, fa_imap_store_reply) == FA_AGAIN) {
+        return;
+    }
+    fa_imap_store_reply(s);
     fa_imap_done(s);
 }
 

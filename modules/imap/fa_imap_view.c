@@ -10,7 +10,9 @@
  * at once) asks changes_since and tells the client: EXPUNGE (or VANISHED
  * with QRESYNC), EXISTS, FETCH (FLAGS ...).  FETCH, STORE and SEARCH by
  * sequence number defer everything, so MSNs never move under them
- * (RFC 9051 7.5.1).
+ * (RFC 9051 7.5.1).  Only the keyword table cannot wait: a FETCH or STORE
+ * reply that meets a keyword made since the table was read learns it
+ * first (fa_imap_view_keywords) and says FLAGS.
  */
 
 #include "fa_imap_int.h"
@@ -394,6 +396,65 @@ fa_imap_view_update(fa_imap_session_t *s, int expunges, fa_imap_resume_pt next)
     }
     v->refreshing = 0;
     v->changed = 1;
+    fa_pool_destroy(pool);
+    return FA_OK;
+}
+
+static void
+fa_imap_view_keywords_learned(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
+{
+    fa_imap_update_t   *u = data;
+    fa_imap_session_t  *s = u->s;
+    fa_imap_resume_pt   next = u->next;
+
+    if (fa_imap_answered(s)) {
+        fa_pool_destroy(u->pool);
+        return;
+    }
+    /* the changes themselves are told by the next update, as always */
+    if (rc == FA_OK && s->view && ch->nkeywords > s->view->nkeywords
+        && fa_imap_view_set_keywords(s->view, ch->keywords, ch->nkeywords) == FA_OK)
+    {
+        fa_imap_send_flags(s);
+    }
+    fa_pool_destroy(u->pool);
+    if (s->cmd) {
+        fa_imap_wait_drain(s, next);
+    }
+    fa_imap_wake(s);
+}
+
+fa_int_t
+fa_imap_view_keywords(fa_imap_session_t *s, uint64_t keywords, fa_imap_resume_pt next)
+{
+    fa_imap_view_t    *v = s->view;
+    fa_pool_t         *pool;
+    fa_imap_update_t  *u;
+    fa_int_t           rc;
+
+    if (v == NULL || v->nkeywords >= 64 || (keywords >> v->nkeywords) == 0) {
+        return FA_OK;
+    }
+    pool = fa_pool_create(4096, s->c->log);
+    u = pool ? fa_palloc(pool, sizeof(*u)) : NULL;
+    if (u == NULL) {
+        if (pool) {
+            fa_pool_destroy(pool);
+        }
+        return FA_OK;                    /* answered with the names it has */
+    }
+    u->s = s;
+    u->next = next;
+    u->pool = pool;
+    /* a keyword past the table is on a message changed since highestmodseq */
+    rc = fa_imap_call(s, s->store->backend->changes_since(v->box, v->highestmodseq, pool,
+                                                          fa_imap_view_keywords_learned, u));
+    if (rc == FA_AGAIN) {
+        if (s->cmd) {
+            s->input = FA_IMAP_IN_BUSY;
+        }
+        return FA_AGAIN;
+    }
     fa_pool_destroy(pool);
     return FA_OK;
 }

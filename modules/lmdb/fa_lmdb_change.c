@@ -377,7 +377,9 @@ fa_lmdb_expunge_deliver(fa_lmdb_op_t *op)
             rc = FA_ERROR;
             ch = NULL;
         } else {
-            memcpy(ch->expunged, c->src, c->n * sizeof(uint32_t));
+            if (c->n) {                  /* nothing expunged: no array to copy into */
+                memcpy(ch->expunged, c->src, c->n * sizeof(uint32_t));
+            }
             ch->nexpunged = c->n;
             ch->highestmodseq = c->highestmodseq;
         }
