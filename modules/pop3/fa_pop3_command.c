@@ -81,15 +81,16 @@ fa_pop3_lock_file(fa_pop3_session_t *s, char *path, size_t size)
 fa_int_t
 fa_pop3_lock(fa_pop3_session_t *s)
 {
-    char         path[PATH_MAX];
-    struct stat  sb;
-    int          fd;
+    char             path[PATH_MAX];
+    struct stat      sb;
+    struct timespec  now;
+    int              fd;
 
     fa_pop3_lock_file(s, path, sizeof(path));
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1 && errno == ENOENT
-        && mkdir((char *) s->conf->lock_path.data, 0750) == 0)
-    {
+        && (mkdir((char *) s->conf->lock_path.data, 0750) == 0 || errno == EEXIST))
+    {                                    /* EEXIST: another worker made it first */
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     }
     if (fd == -1) {
@@ -100,8 +101,10 @@ fa_pop3_lock(fa_pop3_session_t *s)
         close(fd);
         return errno == EWOULDBLOCK ? FA_BUSY : FA_ERROR;
     }
+    clock_gettime(CLOCK_REALTIME, &now);
     if (s->conf->login_delay && fstat(fd, &sb) == 0 && sb.st_size > 0
-        && (time(NULL) - sb.st_mtime) * 1000 < s->conf->login_delay)
+        && (now.tv_sec - sb.st_mtim.tv_sec) * 1000
+           + (now.tv_nsec - sb.st_mtim.tv_nsec) / 1000000 < s->conf->login_delay)
     {
         close(fd);
         return FA_DECLINED;              /* too soon after the last login */
@@ -131,10 +134,11 @@ fa_pop3_fail_answer(fa_event_t *ev)
     fa_pop3_session_t  *s = ev->data;
 
     ev->timedout = 0;
-    fa_pop3_err(s, "[AUTH] Authentication failed");
     if ((fa_int_t) s->auth_failures >= s->conf->max_auth_failures) {
-        fa_pop3_err(s, "Too many authentication failures");
+        fa_pop3_err(s, "[AUTH] Authentication failed, too many failures: closing");
         s->closing = 1;
+    } else {
+        fa_pop3_err(s, "[AUTH] Authentication failed");
     }
     fa_pop3_continue(s);
 }
@@ -246,14 +250,11 @@ fa_pop3_check(fa_pop3_session_t *s, fa_str_t *login, fa_str_t *password)
 }
 
 static fa_int_t
-fa_pop3_sasl_response(fa_pop3_session_t *s, const fa_str_t *b64)
+fa_pop3_sasl_plain(fa_pop3_session_t *s, fa_pool_t *pool, const fa_str_t *b64)
 {
     fa_str_t  authzid, authcid, password;
 
-    if (b64->len == 1 && b64->data[0] == '*') {
-        return fa_pop3_err(s, "Authentication aborted");
-    }
-    if (fa_sasl_plain_decode(s->c->pool, b64, &authzid, &authcid, &password) != FA_OK) {
+    if (fa_sasl_plain_decode(pool, b64, &authzid, &authcid, &password) != FA_OK) {
         return fa_pop3_err(s, "[AUTH] Invalid SASL response");
     }
     if (authzid.len && !(authzid.len == authcid.len
@@ -265,6 +266,24 @@ fa_pop3_sasl_response(fa_pop3_session_t *s, const fa_str_t *b64)
         return FA_OK;
     }
     return fa_pop3_check(s, &authcid, &password);
+}
+
+/* decoded in a pool of its own, freed at once: responses may come forever */
+static fa_int_t
+fa_pop3_sasl_response(fa_pop3_session_t *s, const fa_str_t *b64)
+{
+    fa_pool_t  *pool;
+    fa_int_t    rc;
+
+    if (b64->len == 1 && b64->data[0] == '*') {
+        return fa_pop3_err(s, "Authentication aborted");
+    }
+    if ((pool = fa_pool_create(1024, s->c->log)) == NULL) {
+        return fa_pop3_err(s, "[SYS/TEMP] Out of memory");
+    }
+    rc = fa_pop3_sasl_plain(s, pool, b64);
+    fa_pool_destroy(pool);
+    return rc;
 }
 
 static fa_int_t
@@ -362,6 +381,7 @@ fa_pop3_command(fa_pop3_session_t *s, fa_line_t *line)
         return fa_pop3_err(s, "Line too long");
     }
     if (memchr(l->data, '\0', l->len)) {
+        s->sasl_wait = 0;
         return fa_pop3_err(s, "NUL byte in command");
     }
     if (s->sasl_wait) {

@@ -356,12 +356,14 @@ fa_pop3_expunged(void *data, fa_int_t rc, fa_mailbox_changes_t *ch)
 {
     fa_pop3_session_t  *s = data;
 
+    if (rc == FA_OK) {
+        fa_stat_add(fa_pop3_stat_dele, (int64_t) ch->nexpunged);
+    }
     if (fa_pop3_answered(s)) {
         return;
     }
     if (rc == FA_OK) {
         s->deleted = ch->nexpunged;
-        fa_stat_add(fa_pop3_stat_dele, (int64_t) ch->nexpunged);
         fa_pop3_ok(s, "Logging out, %lu messages deleted", (unsigned long) ch->nexpunged);
     } else {
         fa_pop3_err(s, "[SYS/TEMP] Some messages could not be deleted");
@@ -377,15 +379,13 @@ fa_pop3_flagged(void *data, fa_int_t rc, fa_message_meta_t *msgs, fa_uint_t n)
 
     (void) msgs;
     (void) n;
-    if (fa_pop3_answered(s)) {
-        return;
-    }
     if (rc == FA_OK) {
+        /* QUIT was said: the expunge goes on even if the client is gone now */
         rc = fa_pop3_call(s, s->store->backend->expunge(s->box, &s->gone_set, s->pool,
                                                         fa_pop3_expunged, s));
-        if (rc == FA_AGAIN) {
-            return;
-        }
+    }
+    if (fa_pop3_answered(s) || rc == FA_AGAIN) {
+        return;
     }
     fa_pop3_err(s, "[SYS/TEMP] The messages could not be deleted");
     s->closing = 1;

@@ -193,6 +193,9 @@ fa_pop3_process(fa_pop3_session_t *s)
             rc = FA_AGAIN;
             break;
         }
+        if (s->closing) {
+            break;                       /* answered last: nothing after it is read */
+        }
         rc = fa_pop3_step(s);
         if (rc != FA_OK || s->closing || s->tls_wait) {
             break;
