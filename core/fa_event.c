@@ -173,6 +173,40 @@ fa_event_del_listen(fa_listening_t *ls, fa_event_t *ev)
     return FA_OK;
 }
 
+fa_int_t
+fa_event_add_fd(int fd, fa_event_t *ev, int want_write)
+{
+    struct epoll_event  ee;
+
+    ee.events = EPOLLIN | (want_write ? EPOLLOUT : 0);
+    ee.data.ptr = (void *) ((uintptr_t) ev | FA_EVENT_TAG_PLAIN);
+    if (epoll_ctl(fa_epoll_fd, ev->active ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ee) == -1) {
+        fa_log_error(FA_LOG_ALERT, ev->log ? ev->log : &fa_log_stderr, errno,
+                     "epoll_ctl(%s, %d) failed", ev->active ? "MOD" : "ADD", fd);
+        return FA_ERROR;
+    }
+    ev->active = 1;
+    ev->write = want_write ? 1 : 0;
+    return FA_OK;
+}
+
+fa_int_t
+fa_event_del_fd(int fd, fa_event_t *ev)
+{
+    fa_event_forget((uintptr_t) ev | FA_EVENT_TAG_PLAIN);
+    if (!ev->active) {
+        return FA_OK;
+    }
+    ev->active = 0;
+    ev->ready = 0;
+    if (epoll_ctl(fa_epoll_fd, EPOLL_CTL_DEL, fd, NULL) == -1) {
+        fa_log_error(FA_LOG_ALERT, ev->log ? ev->log : &fa_log_stderr, errno,
+                     "epoll_ctl(DEL, %d) failed", fd);
+        return FA_ERROR;
+    }
+    return FA_OK;
+}
+
 void
 fa_event_process(fa_cycle_t *cycle)
 {

@@ -49,6 +49,15 @@ fa_int_t fa_event_del_conn(fa_connection_t *c);
 fa_int_t fa_event_add_listen(fa_listening_t *ls, fa_event_t *ev);
 fa_int_t fa_event_del_listen(fa_listening_t *ls, fa_event_t *ev);
 
+/*
+ * A foreign fd, one that a library owns (a resolver's sockets):
+ * level-triggered, ev->handler runs while it is readable, or writable too
+ * with want_write.  Adding it again changes what it waits for.  The owner
+ * closes the fd, after fa_event_del_fd.
+ */
+fa_int_t fa_event_add_fd(int fd, fa_event_t *ev, int want_write);
+fa_int_t fa_event_del_fd(int fd, fa_event_t *ev);
+
 /* timers */
 void fa_event_add_timer(fa_event_t *ev, fa_msec_t ms);
 void fa_event_del_timer(fa_event_t *ev);

@@ -48,10 +48,22 @@ struct fa_auth_login_s {
     size_t             stored_len;
     fa_int_t           rc;            /* of the verification */
     unsigned           real:1;        /* an enabled user: the result counts */
+    unsigned           in_call:1;     /* inside fa_auth_login(): answers are posted */
+    unsigned           in_source:1;   /* the source's check or admit runs */
+    unsigned           admitting:1;   /* past the check: the source's admit */
     fa_str_t           user;
     u_char             user_buf[FA_AUTH_ADDRESS_MAX + 1];
     char               hash[FA_AUTH_PASSWORD_STORED_MAX + 1];
+    /* the login source's part */
+    fa_event_t         ev;            /* an answer given inside fa_auth_login() */
+    fa_auth_client_t   client;
+    char               ip[64];
+    void              *source_state;
+    u_char             login[FA_AUTH_ADDRESS_MAX + 1];   /* kept for the directory */
+    size_t             login_len;     /* > FA_AUTH_ADDRESS_MAX: no such user */
 };
+
+static const fa_auth_source_t  *fa_auth_source;
 
 static void fa_auth_login_work(fa_task_t *task);
 static void fa_auth_login_done(fa_task_t *task);
@@ -187,13 +199,143 @@ fa_auth_login_lookup(fa_auth_login_t *h, const fa_str_t *login, const fa_str_t *
     return FA_OK;
 }
 
-fa_int_t
-fa_auth_login(const fa_str_t *login, const fa_str_t *password, fa_log_t *log,
-    fa_auth_login_pt cb, void *data, fa_auth_login_t **handle)
+/* look the login up and hand the verification to a pool thread */
+static fa_int_t
+fa_auth_login_directory(fa_auth_login_t *h)
 {
     fa_auth_login_ctx_t  *ctx = &fa_auth_login_ctx;
-    fa_auth_login_t      *h;
+    fa_str_t              login = { h->login_len, h->login };
+    fa_str_t              password = { h->password_len, (u_char *) h->password };
     fa_int_t              rc;
+
+    if (h->login_len > FA_AUTH_ADDRESS_MAX) {
+        login.len = 0;                        /* no user has it: the dummy hash */
+    }
+    rc = fa_auth_login_lookup(h, &login, &password);
+    fa_pool_reset(ctx->scratch);
+    if (rc == FA_OK) {
+        rc = fa_thread_pool_post(ctx->threads, &h->task);
+    }
+    return rc;
+}
+
+static void
+fa_auth_login_answer(fa_auth_login_t *h)
+{
+    fa_queue_remove(&h->link);
+    if (h->cb) {
+        h->cb(h->data, h->rc, h->rc == FA_OK ? &h->user : NULL);
+    }
+    fa_auth_login_free(h);
+}
+
+static void
+fa_auth_login_posted(fa_event_t *ev)
+{
+    fa_auth_login_answer(ev->data);
+}
+
+/* the final answer: now from the loop, or posted when inside fa_auth_login() */
+static void
+fa_auth_login_deliver(fa_auth_login_t *h, fa_int_t rc)
+{
+    h->rc = rc == FA_OK || rc == FA_DECLINED ? rc : FA_ERROR;
+    if (h->in_call) {
+        h->ev.data = h;
+        h->ev.handler = fa_auth_login_posted;
+        h->ev.log = h->log;
+        fa_event_post(&h->ev);
+        return;
+    }
+    fa_auth_login_answer(h);
+}
+
+/* the account a source named, as the directory writes addresses */
+static fa_int_t
+fa_auth_login_source_user(fa_auth_login_t *h, const fa_str_t *user)
+{
+    fa_auth_login_ctx_t  *ctx = &fa_auth_login_ctx;
+    fa_str_t              name = user && user->len ? *user
+                                 : (fa_str_t) { h->login_len, h->login };
+    fa_str_t              addr;
+    fa_int_t              rc = FA_ERROR;
+
+    if (name.len <= FA_AUTH_ADDRESS_MAX
+        && fa_auth_address_normalize(ctx->scratch, &name, &addr) == FA_OK
+        && addr.data[0] != '@' && addr.len <= FA_AUTH_ADDRESS_MAX)
+    {
+        memcpy(h->user_buf, addr.data, addr.len);
+        h->user.data = h->user_buf;
+        h->user.len = addr.len;
+        rc = FA_OK;
+    } else {
+        fa_log_error(FA_LOG_ERR, h->log, 0, "login: the login source accepted \"%.*s\" as "
+                     "\"%.*s\", which is not an address: refused", (int) fa_min(h->login_len, 64),
+                     h->login, (int) fa_min(name.len, 64), name.data);
+    }
+    fa_pool_reset(ctx->scratch);
+    return rc;
+}
+
+/* a login succeeded or failed: the source's admit has its say on success */
+static void
+fa_auth_login_result(fa_auth_login_t *h, fa_int_t rc)
+{
+    const fa_auth_source_t  *src = fa_auth_source;
+
+    if (rc == FA_OK && src && src->admit && h->client.protocol) {
+        h->admitting = 1;
+        rc = src->admit(h, &h->client, &h->user, h->log, &h->source_state);
+        if (rc == FA_AGAIN) {
+            h->in_source = 1;
+            return;
+        }
+    }
+    fa_auth_login_deliver(h, rc);
+}
+
+void
+fa_auth_source_set(const fa_auth_source_t *source)
+{
+    fa_auth_source = source;
+}
+
+/* a source's late answer, from the loop */
+void
+fa_auth_source_done(fa_auth_login_t *h, fa_int_t rc, const fa_str_t *user)
+{
+    h->in_source = 0;
+    h->source_state = NULL;
+    if (h->admitting) {
+        fa_auth_login_deliver(h, rc);
+    } else if (rc == FA_DONE) {
+        if (fa_auth_login_directory(h) != FA_OK) {
+            fa_auth_login_deliver(h, FA_ERROR);
+        }
+    } else if (rc == FA_OK) {
+        fa_auth_login_result(h, fa_auth_login_source_user(h, user));
+    } else {
+        fa_auth_login_deliver(h, rc);
+    }
+}
+
+void
+fa_auth_logout(const fa_auth_client_t *client, const fa_str_t *user)
+{
+    if (fa_auth_source && fa_auth_source->logout && user->len) {
+        fa_auth_source->logout(client, user);
+    }
+}
+
+fa_int_t
+fa_auth_login(const fa_auth_client_t *client, const fa_str_t *login, const fa_str_t *password,
+    fa_log_t *log, fa_auth_login_pt cb, void *data, fa_auth_login_t **handle)
+{
+    fa_auth_login_ctx_t      *ctx = &fa_auth_login_ctx;
+    const fa_auth_source_t   *src = fa_auth_source;
+    fa_auth_login_t          *h;
+    fa_str_t                  user = fa_null_string;
+    fa_int_t                  rc = FA_DONE;
 
     if (handle) {
         *handle = NULL;
@@ -205,16 +347,32 @@ fa_auth_login(const fa_str_t *login, const fa_str_t *password, fa_log_t *log,
     if ((h = fa_auth_login_new(password, log, cb, data)) == NULL) {
         return FA_ERROR;
     }
-    rc = fa_auth_login_lookup(h, login, password);
-    fa_pool_reset(ctx->scratch);
-    if (rc == FA_OK) {
-        rc = fa_thread_pool_post(ctx->threads, &h->task);
+    h->login_len = login->len;
+    if (login->len <= FA_AUTH_ADDRESS_MAX) {
+        memcpy(h->login, login->data, login->len);
     }
-    if (rc != FA_OK) {
+    if (client) {
+        h->client.protocol = client->protocol;
+        fa_snprintf(h->ip, sizeof(h->ip), "%s", client->ip ? client->ip : "");
+        h->client.ip = h->ip;
+    }
+    h->in_call = 1;
+    if (src && src->check && client) {
+        rc = src->check(h, &h->client, login, password, log, &user, &h->source_state);
+        if (rc == FA_AGAIN) {
+            h->in_source = 1;
+        } else if (rc == FA_OK) {
+            fa_auth_login_result(h, fa_auth_login_source_user(h, &user));
+        } else if (rc != FA_DONE) {
+            fa_auth_login_deliver(h, rc);
+        }
+    }
+    if (rc == FA_DONE && (rc = fa_auth_login_directory(h)) != FA_OK) {
         fa_auth_login_free(h);
         return rc;
     }
-    fa_queue_insert_tail(&ctx->running, &h->link);   /* done() runs in this thread, later */
+    h->in_call = 0;
+    fa_queue_insert_tail(&ctx->running, &h->link);   /* answered later, from the loop */
     if (handle) {
         *handle = h;
     }
@@ -258,25 +416,39 @@ fa_auth_login_done(fa_task_t *task)
     fa_auth_login_t  *h = task->data;
     fa_int_t          rc;
 
-    fa_queue_remove(&h->link);
-    if (h->cb) {
-        rc = h->real ? h->rc : FA_DECLINED;
-        if (rc != FA_OK && rc != FA_DECLINED) {
-            fa_auth_login_log_unusable(h);
-            rc = FA_ERROR;
-        }
-        h->cb(h->data, rc, rc == FA_OK ? &h->user : NULL);
+    if (h->cb == NULL) {
+        fa_queue_remove(&h->link);       /* cancelled while it ran */
+        fa_auth_login_free(h);
+        return;
     }
-    fa_auth_login_free(h);
+    rc = h->real ? h->rc : FA_DECLINED;
+    if (rc != FA_OK && rc != FA_DECLINED) {
+        fa_auth_login_log_unusable(h);
+        rc = FA_ERROR;
+    }
+    fa_auth_login_result(h, rc);
 }
 
 void
 fa_auth_login_cancel(fa_auth_login_t *h)
 {
-    if (h) {
-        h->cb = NULL;                 /* done() still frees it, after the thread */
-        h->log = NULL;
+    if (h == NULL) {
+        return;
     }
+    if (h->in_source || h->ev.posted) {
+        /* not in a pool thread: it can go now */
+        if (h->in_source && fa_auth_source && fa_auth_source->cancel) {
+            fa_auth_source->cancel(h->source_state);
+        }
+        if (h->ev.posted) {
+            fa_event_delete_posted(&h->ev);
+        }
+        fa_queue_remove(&h->link);
+        fa_auth_login_free(h);
+        return;
+    }
+    h->cb = NULL;                     /* done() still frees it, after the thread */
+    h->log = NULL;
 }
 
 static int
@@ -326,10 +498,10 @@ fa_auth_login_exit_worker(void)
 
     if (ctx->threads) {
         /* no session is left to call back: the logins still running just end */
-        for (q = fa_queue_head(&ctx->running); q != fa_queue_sentinel(&ctx->running);
-             q = fa_queue_next(q))
-        {
+        for (q = fa_queue_head(&ctx->running); q != fa_queue_sentinel(&ctx->running); ) {
+            fa_queue_t *next = fa_queue_next(q);
             fa_auth_login_cancel(fa_queue_data(q, fa_auth_login_t, link));
+            q = next;
         }
         fa_thread_pool_destroy(ctx->threads);     /* runs their done(): frees them */
     }

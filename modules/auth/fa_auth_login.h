@@ -51,10 +51,47 @@ typedef struct fa_auth_login_s  fa_auth_login_t;
 
 typedef void (*fa_auth_login_pt)(void *data, fa_int_t rc, const fa_str_t *user);
 
+/* who logs in: "smtp", "imap" or "pop3", and the client's address */
+typedef struct {
+    const char         *protocol;
+    const char         *ip;
+} fa_auth_client_t;
+
 /* handle may be NULL if the caller will never cancel */
-fa_int_t fa_auth_login(const fa_str_t *login, const fa_str_t *password, fa_log_t *log,
-    fa_auth_login_pt cb, void *data, fa_auth_login_t **handle);
+fa_int_t fa_auth_login(const fa_auth_client_t *client, const fa_str_t *login,
+    const fa_str_t *password, fa_log_t *log, fa_auth_login_pt cb, void *data,
+    fa_auth_login_t **handle);
 void fa_auth_login_cancel(fa_auth_login_t *h);
+
+/*
+ * A login source: another module's say on logins (the Lua engine's
+ * lua_auth and login/logout hooks), one per worker, set at init_worker.
+ *
+ *   check   before the directory: FA_OK with *user (the account), FA_DECLINED
+ *           (refused), FA_ERROR (temporary failure), FA_DONE (not mine: the
+ *           directory decides), or FA_AGAIN: it answers later, from the
+ *           loop, through fa_auth_source_done(h, rc, user), and *state is
+ *           what cancel gets if the login is cancelled first.
+ *   admit   after a login succeeded, from either: FA_OK, FA_DECLINED,
+ *           FA_ERROR, or FA_AGAIN and fa_auth_source_done() later.
+ *   logout  the session of a user that logged in ended (nothing to answer).
+ *
+ * Either function may be NULL.  The login's callback still runs exactly
+ * once, from the loop, never inside fa_auth_login().
+ */
+typedef struct {
+    fa_int_t  (*check)(fa_auth_login_t *h, const fa_auth_client_t *client,
+                       const fa_str_t *login, const fa_str_t *password, fa_log_t *log,
+                       fa_str_t *user, void **state);
+    fa_int_t  (*admit)(fa_auth_login_t *h, const fa_auth_client_t *client,
+                       const fa_str_t *user, fa_log_t *log, void **state);
+    void      (*cancel)(void *state);
+    void      (*logout)(const fa_auth_client_t *client, const fa_str_t *user);
+} fa_auth_source_t;
+
+void fa_auth_source_set(const fa_auth_source_t *source);
+void fa_auth_source_done(fa_auth_login_t *h, fa_int_t rc, const fa_str_t *user);
+void fa_auth_logout(const fa_auth_client_t *client, const fa_str_t *user);
 
 /*
  * The worker's login service, started and stopped by the auth module's

@@ -207,6 +207,7 @@ fa_imap_login_checked(void *data, fa_int_t rc, const fa_str_t *user)
 static fa_int_t
 fa_imap_auth_check(fa_imap_session_t *s, fa_str_t *login, fa_str_t *password)
 {
+    fa_auth_client_t  client = { "imap", s->c->addr_text };
     fa_auth_login_t  *h = NULL;
     fa_int_t          rc;
 
@@ -215,7 +216,7 @@ fa_imap_auth_check(fa_imap_session_t *s, fa_str_t *login, fa_str_t *password)
         s->closing = 1;
         return fa_imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
     }
-    rc = fa_auth_login(login, password, s->c->log, fa_imap_login_checked, s, &h);
+    rc = fa_auth_login(&client, login, password, s->c->log, fa_imap_login_checked, s, &h);
     explicit_bzero(password->data, password->len);
     if (rc == FA_AGAIN) {
         s->login = h;

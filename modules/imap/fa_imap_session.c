@@ -21,6 +21,7 @@
  */
 
 #include "fa_imap_int.h"
+#include "fa_auth_login.h"
 
 #define FA_IMAP_LITERAL_DISCARD_MAX  (64 * 1024 * 1024)
 
@@ -662,6 +663,10 @@ fa_imap_cleanup(void *data)
     if (s->view && s->view->watch) {
         s->store->backend->unwatch(s->view->watch);
         s->view->watch = NULL;
+    }
+    if (s->user.len) {
+        fa_auth_client_t  client = { "imap", s->c->addr_text };
+        fa_auth_logout(&client, &s->user);          /* the logout hooks */
     }
     s->c = NULL;                        /* the connection and its pool go now */
     s->user.len = 0;

@@ -236,10 +236,11 @@ fa_pop3_checked(void *data, fa_int_t rc, const fa_str_t *user)
 static fa_int_t
 fa_pop3_check(fa_pop3_session_t *s, fa_str_t *login, fa_str_t *password)
 {
+    fa_auth_client_t  client = { "pop3", s->c->addr_text };
     fa_auth_login_t  *h = NULL;
     fa_int_t          rc;
 
-    rc = fa_auth_login(login, password, s->c->log, fa_pop3_checked, s, &h);
+    rc = fa_auth_login(&client, login, password, s->c->log, fa_pop3_checked, s, &h);
     explicit_bzero(password->data, password->len);
     if (rc == FA_AGAIN) {
         s->auth = h;

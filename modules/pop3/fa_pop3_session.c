@@ -14,6 +14,7 @@
  */
 
 #include "fa_pop3_int.h"
+#include "fa_auth_login.h"
 
 static void fa_pop3_process(fa_pop3_session_t *s);
 static void fa_pop3_tls_done(fa_connection_t *c, fa_int_t rc);
@@ -313,6 +314,11 @@ fa_pop3_cleanup(void *data)
     if (s->stream) {
         s->store->backend->message_close(s->stream);
         s->stream = NULL;
+    }
+    if (s->user_len) {
+        fa_auth_client_t  client = { "pop3", s->c->addr_text };
+        fa_str_t          user = { s->user_len, (u_char *) s->user };
+        fa_auth_logout(&client, &user);             /* the logout hooks */
     }
     s->c = NULL;
     if (s->in_flight) {

@@ -168,6 +168,23 @@ fa_uint_t fa_smtp_header_remove(fa_smtp_txn_t *t, const fa_str_t *name);  /* how
 fa_int_t fa_smtp_header_replace(fa_smtp_txn_t *t, const fa_str_t *name,
     const fa_str_t *value);
 
+/*
+ * Recipients, while a transaction is open.  An address a hook adds or
+ * rewrites to is routed as RCPT routes (a local user or alias, else the
+ * queue) but without the relay rule: forwarding a message is the
+ * operator's decision, written in the operator's script.  NULL or not
+ * FA_OK with *err saying why ("5.1.1 <x@y>: ... User unknown", "not an
+ * address").  Remove is by index in txn->rcpts.
+ */
+fa_smtp_rcpt_t *fa_smtp_rcpt_add(fa_smtp_session_t *s, const fa_str_t *address,
+    const char **err);
+fa_int_t fa_smtp_rcpt_rewrite(fa_smtp_session_t *s, fa_smtp_rcpt_t *r,
+    const fa_str_t *address, const char **err);
+void fa_smtp_rcpt_remove(fa_smtp_txn_t *t, fa_uint_t i);
+
+/* "smarthost NAME HOST[:PORT];": the address, or NULL when there is no such name */
+const fa_str_t *fa_smtp_smarthost(const fa_str_t *name);
+
 /* the body (after the header block), from DATA_END on: bytes read or -1 */
 ssize_t fa_smtp_body_read(fa_smtp_txn_t *t, uint64_t offset, u_char *buf, size_t len);
 uint64_t fa_smtp_body_size(fa_smtp_txn_t *t);

@@ -124,12 +124,13 @@ fa_smtp_auth_checked(void *data, fa_int_t rc, const fa_str_t *user)
 static fa_int_t
 fa_smtp_auth_check(fa_smtp_session_t *s, fa_str_t *login, fa_str_t *password)
 {
+    fa_auth_client_t         client = { "smtp", s->c->addr_text };
     fa_smtp_priv_t          *p = fa_smtp_priv(s);
     fa_auth_login_t         *h = NULL;
     fa_int_t                 rc;
 
     p->state = FA_SMTP_ST_BUSY;
-    rc = fa_auth_login(login, password, s->c->log, fa_smtp_auth_checked, s, &h);
+    rc = fa_auth_login(&client, login, password, s->c->log, fa_smtp_auth_checked, s, &h);
     fa_smtp_auth_wipe(password);
     if (rc == FA_AGAIN) {
         p->login = h;

@@ -74,6 +74,7 @@ typedef struct fa_smtp_conf_s {
     fa_ssl_t           *ssl;               /* for STARTTLS; NULL: not offered */
     fa_smtp_role_t      role;
     /* main scope only: the phase chains, for this cycle */
+    fa_array_t         *smarthosts;        /* fa_smtp_smarthost_t */
     fa_array_t         *chains[FA_SMTP_NPHASES];   /* fa_smtp_handler_t */
 } fa_smtp_conf_t;
 
@@ -86,6 +87,11 @@ typedef enum {
     FA_SMTP_ST_BDAT,           /* reading a BDAT chunk */
     FA_SMTP_ST_BUSY            /* a phase or the store is working; input waits */
 } fa_smtp_state_t;
+
+typedef struct {
+    fa_str_t            name;
+    fa_str_t            address;           /* HOST or HOST:PORT */
+} fa_smtp_smarthost_t;
 
 typedef void (*fa_smtp_next_pt)(fa_smtp_session_t *s, fa_smtp_answer_t *a);
 

@@ -34,6 +34,7 @@ static char *fa_smtp_merge_conf(fa_conf_t *cf, void *parent, void *child);
 static fa_int_t fa_smtp_init_conf(fa_conf_t *cf);
 static char *fa_smtp_listen(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 static char *fa_smtp_relay_from(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
+static char *fa_smtp_smarthost_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 
 static const fa_conf_enum_t  fa_smtp_unknown_enum[] = {
     { "reject", FA_SMTP_UNKNOWN_REJECT }, { "accept", FA_SMTP_UNKNOWN_ACCEPT },
@@ -81,6 +82,7 @@ static const fa_command_t  fa_smtp_commands[] = {
       offsetof(fa_smtp_conf_t, max_auth_failures), NULL },
     { "submission", "smtp smtp.server", FA_CONF_FLAG, fa_conf_set_flag,
       offsetof(fa_smtp_conf_t, submission), NULL },
+    { "smarthost", "smtp", FA_CONF_TAKE2 | FA_CONF_MULTI, fa_smtp_smarthost_set, 0, NULL },
     { "smtp_spool_path", FA_SMTP_SCOPES, FA_CONF_TAKE1, fa_conf_set_path,
       offsetof(fa_smtp_conf_t, spool_path), NULL },
     fa_null_command
@@ -403,6 +405,67 @@ fa_smtp_count_reject(const char *reason)
     if (st) {
         fa_stat_inc(st);
     }
+}
+
+
+/* ---- smarthosts: named relays a routing hook can send through ---- */
+
+static const fa_str_t *
+fa_smtp_smarthost_in(fa_smtp_conf_t *main, const fa_str_t *name)
+{
+    fa_smtp_smarthost_t  *h;
+
+    if (main == NULL || main->smarthosts == NULL) {
+        return NULL;
+    }
+    h = main->smarthosts->elts;
+    for (fa_uint_t i = 0; i < main->smarthosts->nelts; i++) {
+        if (fa_str_equal(&h[i].name, name)) {
+            return &h[i].address;
+        }
+    }
+    return NULL;
+}
+
+/* smarthost NAME HOST[:PORT]; kept in main's struct, where hooks look */
+static char *
+fa_smtp_smarthost_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
+{
+    fa_smtp_conf_t       *main = fa_conf_get(cf, cf->cycle->root, &fa_smtp_module);
+    fa_smtp_smarthost_t  *h;
+
+    (void) cmd;
+    (void) conf;
+    if (main == NULL) {
+        return FA_CONF_ERROR;
+    }
+    if (main->smarthosts == NULL
+        && (main->smarthosts = fa_array_create(cf->pool, 4, sizeof(*h))) == NULL)
+    {
+        return FA_CONF_ERROR;
+    }
+    if (fa_smtp_smarthost_in(main, &cf->args[1]) != NULL) {
+        return fa_conf_error(cf, "smarthost \"%s\" is already defined",
+                             (char *) cf->args[1].data);
+    }
+    for (size_t i = 0; i < cf->args[2].len; i++) {
+        if (cf->args[2].data[i] <= ' ' || cf->args[2].data[i] >= 0x7f) {
+            return fa_conf_error(cf, "invalid smarthost address \"%s\": HOST or HOST:PORT",
+                                 (char *) cf->args[2].data);
+        }
+    }
+    if ((h = fa_array_push(main->smarthosts)) == NULL) {
+        return FA_CONF_ERROR;
+    }
+    h->name = cf->args[1];
+    h->address = cf->args[2];
+    return FA_CONF_OK;
+}
+
+const fa_str_t *
+fa_smtp_smarthost(const fa_str_t *name)
+{
+    return fa_smtp_smarthost_in(fa_smtp_main_conf(), name);
 }
 
 

@@ -144,3 +144,103 @@ fa_smtp_rcpt_resolve(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, fa_smtp_answer_t *
     }
     return fa_smtp_rcpt_local(s, r, a);
 }
+
+
+/* ---- for hooks (fa_smtp.h) ---- */
+
+/* parse and route ADDRESS into r: as RCPT does, but without the relay rule */
+static fa_int_t
+fa_smtp_rcpt_route(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, const fa_str_t *address,
+    const char **err)
+{
+    fa_smtp_answer_t  a;
+    fa_str_t          path, rest;
+    const char       *why = NULL;
+    fa_int_t          local, rc;
+
+    *err = "not an address";
+    if (address->len == 0 || address->len > 512) {
+        return FA_DECLINED;
+    }
+    path.len = address->len + 2;
+    if ((path.data = fa_pnalloc(s->txn->pool, path.len)) == NULL) {
+        return FA_ERROR;
+    }
+    path.data[0] = '<';
+    memcpy(path.data + 1, address->data, address->len);
+    path.data[path.len - 1] = '>';
+    memset(r, 0, sizeof(*r));
+    if (fa_smtp_parse_path(s->txn->pool, &path, 0, 1, &r->addr, &rest, &why) != FA_OK
+        || rest.len != 0)
+    {
+        return FA_DECLINED;
+    }
+    fa_smtp_rcpt_postmaster(s, r);
+    local = fa_smtp_is_local_domain(&r->addr.domain);
+    if (local == FA_ERROR) {
+        *err = "the directory cannot be read";
+        return FA_ERROR;
+    }
+    if (local != FA_OK) {
+        r->route = FA_SMTP_ROUTE_QUEUE;           /* the operator's script forwards */
+        fa_str_set(&r->reason, "forwarded by a hook");
+        return FA_OK;
+    }
+    memset(&a, 0, sizeof(a));
+    rc = fa_smtp_rcpt_local(s, r, &a);
+    if (rc == FA_DECLINED) {
+        *err = (const char *) a.text.data;        /* the 5.1.1 or 4.3.0 text */
+    }
+    return rc;
+}
+
+fa_smtp_rcpt_t *
+fa_smtp_rcpt_add(fa_smtp_session_t *s, const fa_str_t *address, const char **err)
+{
+    fa_smtp_rcpt_t  r, *slot;
+
+    if (s->txn == NULL) {
+        *err = "no transaction";
+        return NULL;
+    }
+    if (fa_smtp_rcpt_route(s, &r, address, err) != FA_OK) {
+        return NULL;
+    }
+    if ((slot = fa_array_push(&s->txn->rcpts)) == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+    *slot = r;
+    return slot;
+}
+
+fa_int_t
+fa_smtp_rcpt_rewrite(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, const fa_str_t *address,
+    const char **err)
+{
+    fa_smtp_rcpt_t  n;
+    fa_int_t        rc;
+
+    if (s->txn == NULL) {
+        *err = "no transaction";
+        return FA_ERROR;
+    }
+    rc = fa_smtp_rcpt_route(s, &n, address, err);
+    if (rc == FA_OK) {
+        n.notify = r->notify;                      /* DSN stays the client's */
+        n.orcpt = r->orcpt;
+        *r = n;
+    }
+    return rc;
+}
+
+void
+fa_smtp_rcpt_remove(fa_smtp_txn_t *t, fa_uint_t i)
+{
+    fa_smtp_rcpt_t  *r = t->rcpts.elts;
+
+    if (i < t->rcpts.nelts) {
+        memmove(&r[i], &r[i + 1], (t->rcpts.nelts - i - 1) * sizeof(*r));
+        t->rcpts.nelts--;
+    }
+}

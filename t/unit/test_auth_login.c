@@ -247,7 +247,7 @@ start_n(const char *login, const char *pw, size_t pwlen, result_t *r, fa_auth_lo
     memset(r, 0, sizeof(*r));
     r->started = now();
     in_login = 1;
-    rc = fa_auth_login(&l, &p, &fa_log_stderr, login_cb, r, h);
+    rc = fa_auth_login(NULL, &l, &p, &fa_log_stderr, login_cb, r, h);
     in_login = 0;
     return rc;
 }
