@@ -90,6 +90,7 @@ struct fa_lua_call_s {
     fa_uint_t           generation;     /* a late resume finds it changed */
     uint64_t            serial;         /* objects given to this call check it */
     fa_uint_t           used;           /* instructions so far */
+    fa_uint_t           line;           /* where the count hook last saw it */
     fa_event_t          timer;          /* sleep, I/O timeouts */
     void               *io;             /* a DNS query in flight */
     int                 dns_type;

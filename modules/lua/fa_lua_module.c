@@ -180,7 +180,7 @@ static fa_int_t
 fa_lua_phase_index(const char *const *names, const fa_str_t *name)
 {
     for (fa_int_t i = 0; names[i]; i++) {
-        if (fa_str_eq(name, names[i])) {
+        if (name->len == strlen(names[i]) && memcmp(name->data, names[i], name->len) == 0) {
             return i;
         }
     }
@@ -292,11 +292,22 @@ fa_lua_new_state(const fa_lua_conf_t *conf)
     if (L == NULL) {
         return NULL;
     }
-#if FA_LUA_LUAJIT
-    /* hooks do not run inside traces: the budget needs the interpreter */
-    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-#endif
     luaL_openlibs(L);
+#if FA_LUA_LUAJIT
+    /*
+     * Hooks do not run inside traces: the budget needs the interpreter.
+     * After luaL_openlibs, whose jit library turns the compiler on; and
+     * without that library, so no script turns it on again.
+     */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_pushnil(L);
+    lua_setglobal(L, "jit");
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "jit");
+    lua_pop(L, 2);
+#endif
     fa_lua_set_package_path(L, &conf->package_path);
     lua_pushcfunction(L, fa_lua_open_facteur);
     lua_call(L, 0, 1);

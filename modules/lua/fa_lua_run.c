@@ -41,16 +41,23 @@ fa_lua_current(lua_State *L)
     return fa_lua_running;
 }
 
+/*
+ * Every FA_LUA_STEP instructions: the budget, and where the script is
+ * (a memory error says no line of its own; the log gives this one).
+ */
 static void
 fa_lua_count_hook(lua_State *L, lua_Debug *ar)
 {
     fa_uint_t  *used = fa_lua_running ? &fa_lua_running->used : &fa_lua_load_used;
 
-    (void) ar;
     *used += FA_LUA_STEP;
+    if (fa_lua_running && lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+        fa_lua_running->line = ar->currentline;
+    }
     if (*used > fa_lua_budget) {
-        luaL_error(L, "time budget exceeded (lua_hook_timeout %u instructions)",
-                   (unsigned) fa_lua_budget);
+        lua_getinfo(L, "Sl", ar);
+        luaL_error(L, "%s:%d: time budget exceeded (lua_hook_timeout %u instructions)",
+                   ar->short_src, ar->currentline, (unsigned) fa_lua_budget);
     }
 }
 
@@ -167,13 +174,22 @@ static void
 fa_lua_failed(fa_lua_call_t *call, lua_State *co)
 {
     const char  *msg = lua_tostring(co, -1);
+    int          nomem = msg && strstr(msg, "not enough memory");
+    char         where[32] = "";
 
     call->rc = FA_ERROR;
-    fa_log_error(FA_LOG_ERR, call->log, 0, "lua hook %s failed: %s%s",
+    if (nomem && call->line) {
+        fa_snprintf(where, sizeof(where), ", last seen at line %u", (unsigned) call->line);
+    }
+    fa_log_error(FA_LOG_ERR, call->log, 0, "lua hook %s failed: %s%s%s",
                  call->hook ? (char *) call->hook->file.data : "(auth)",
                  msg ? msg : "an error that is not a string",
-                 msg && strstr(msg, "not enough memory") ? " (lua_memory_limit)" : "");
+                 nomem ? " (lua_memory_limit)" : "", where);
     lua_settop(co, 0);
+    if (fa_lua_allocated > fa_lua_memory / 2) {
+        /* what a runaway call left is garbage now: not the next call's problem */
+        lua_gc(fa_lua_state(), LUA_GCCOLLECT, 0);
+    }
 }
 
 /* resume the coroutine with nargs on its stack: FA_OK ended, FA_AGAIN waits */
