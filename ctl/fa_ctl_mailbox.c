@@ -111,6 +111,7 @@ fa_ctl_count(void *data, const fa_str_t *key, const fa_str_t *value)
 {
     fa_ctl_stats_t  *s = data;
     fa_ctl_wait_t    w = { 0 };
+    fa_storage_t    *st;
     fa_int_t         rc;
 
     (void) value;
@@ -118,7 +119,8 @@ fa_ctl_count(void *data, const fa_str_t *key, const fa_str_t *value)
     if (s->st == NULL) {
         return 0;
     }
-    rc = fa_ctl_wait(s->ctl, &w, s->st->backend->quota_get(s->st, key, fa_ctl_quota_cb, &w));
+    st = fa_storage_for_user(s->ctl->cycle, key);
+    rc = fa_ctl_wait(s->ctl, &w, st->backend->quota_get(st, key, fa_ctl_quota_cb, &w));
     if (rc == FA_OK) {
         s->bytes += w.quota.bytes_used;
         s->messages += w.quota.messages_used;

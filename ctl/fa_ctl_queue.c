@@ -7,7 +7,8 @@
  *   X-Facteur-Queue: QID; from=<a@b>; nrcpt=N; ...
  *   X-Facteur-Rcpt: <c@d>; notify=...; reason=...      (N lines)
  *
- * One line per entry: queue id, size, arrival time, sender -> recipients.
+ * One line per entry: queue id, size, arrival time, sender -> recipients,
+ * each with the reason it is queued when there is one ("relay via NAME").
  */
 
 #include "fa_ctl.h"
@@ -51,8 +52,11 @@ fa_ctl_queue_entry(const fa_message_meta_t *m, char *head)
         } else if (strncmp(line, "X-Facteur-Rcpt: ", 16) == 0 && nrcpt-- > 0
                    && n + 8 < sizeof(to))
         {
-            n += fa_snprintf(to + n, sizeof(to) - n, "%s%.*s", n ? ", " : "",
-                             (int) strcspn(line + 16, ";\r"), line + 16);
+            char why[300];
+            fa_ctl_queue_field(line, "reason=", why, sizeof(why));
+            n += fa_snprintf(to + n, sizeof(to) - n, "%s%.*s%s%s%s", n ? ", " : "",
+                             (int) strcspn(line + 16, ";\r"), line + 16,
+                             why[0] ? " (" : "", why, why[0] ? ")" : "");
         } else {
             break;                       /* the envelope ends here */
         }

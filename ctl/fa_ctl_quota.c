@@ -41,9 +41,10 @@ fa_ctl_quota_apply(fa_ctl_t *ctl, fa_auth_dir_t *d, const fa_str_t *user)
     if (fa_storage_get(ctl->cycle, NULL) == NULL) {
         return FA_OK;                    /* no store configured: the directory only */
     }
-    if ((st = fa_ctl_open_store(ctl)) == NULL) {
+    if (fa_ctl_open_store(ctl) == NULL) {
         return FA_ERROR;
     }
+    st = fa_storage_for_user(ctl->cycle, user);
     rc = fa_auth_user_get(d, user, ctl->pool, &u);
     if (rc == FA_OK) {
         rc = fa_ctl_wait(ctl, &w, fa_auth_quota_sync(ctl->cycle, st, &u, fa_ctl_done_cb, &w));
@@ -70,9 +71,10 @@ fa_ctl_quota_show(fa_ctl_t *ctl, fa_auth_dir_t *d, const fa_str_t *user)
            (unsigned long long) u.quota_bytes, (unsigned long long) u.quota_messages);
     printf("limits: %llu bytes, %llu messages (0: none)\n", (unsigned long long) bytes,
            (unsigned long long) messages);
-    if (fa_storage_get(ctl->cycle, NULL) == NULL || (st = fa_ctl_open_store(ctl)) == NULL) {
+    if (fa_storage_get(ctl->cycle, NULL) == NULL || fa_ctl_open_store(ctl) == NULL) {
         return FA_CTL_OK;
     }
+    st = fa_storage_for_user(ctl->cycle, user);
     rc = fa_ctl_wait(ctl, &qw.w, st->backend->quota_get(st, user, fa_ctl_quota_cb, &qw));
     if (rc == FA_OK) {
         printf("used: %llu bytes, %llu messages; the store enforces %llu bytes, %llu messages\n",

@@ -173,7 +173,7 @@ fa_ctl_open_store(fa_ctl_t *ctl)
     return st;
 }
 
-/* the default store, and the user, who must be in the directory */
+/* the user's store (its domain's, or the default), and the user, who must be in the directory */
 fa_storage_t *
 fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
 {
@@ -193,7 +193,7 @@ fa_ctl_store(fa_ctl_t *ctl, const char *arg, fa_str_t *user)
         fa_ctl_error("user \"%s\": %s", (char *) user->data, fa_auth_strerror(rc));
         return NULL;
     }
-    return fa_ctl_open_store(ctl);
+    return fa_ctl_open_store(ctl) ? fa_storage_for_user(ctl->cycle, user) : NULL;
 }
 
 typedef struct {
@@ -227,7 +227,7 @@ fa_ctl_each_one(void *data, const fa_str_t *key, const fa_str_t *value)
     memcpy(user.data, key->data, key->len);
     user.data[key->len] = '\0';
     fa_snprintf(sub, size, "%s/%.*s", e->dir, (int) (at - key->data), key->data);
-    e->rc = e->fn(e->ctl, e->st, &user, sub);
+    e->rc = e->fn(e->ctl, fa_storage_for_user(e->ctl->cycle, &user), &user, sub);
     e->n++;
     return e->rc != FA_OK;               /* stop at the first failure */
 }

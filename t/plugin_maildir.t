@@ -124,6 +124,61 @@ my $text = `'$ctl' -p '$dir/' -c '$dir/facteur.conf' check 2>&1`;
 is($? >> 8, 1, 'facteurctl check of a maildir store: exit 1');
 like($text, qr/^store maildir: the maildir backend cannot be checked$/m, 'it cannot be checked');
 
+# ---- a domain's mail in the plugin's store, the others' in the default ------
+
+SKIP: {
+    skip 'no smtp, imap or lmdb module', 8
+        unless $t->has_feature('smtp') && $t->has_feature('imap') && $t->has_feature('lmdb');
+    $t->write_file_expand('facteur.conf', $HEAD . <<"EOF");
+load_module $so;
+auth_directory var/auth;
+storage lmdb { path var/mail; }             # the default store
+storage maildir { path maildir; }
+domain b.test { storage maildir; }          # b.test keeps its mail in Maildirs
+smtp { server { listen 127.0.0.1:%%PORT_1%%; } }
+imap { auth_plaintext on; server { listen 127.0.0.1:%%PORT_2%%; } }
+EOF
+    mkdir "$dir/var";
+    system("rm -rf '$dir/maildir'");
+    for my $u (['alice@a.test', 'alice pw'], ['bob@b.test', 'bob pw']) {
+        my ($domain) = $u->[0] =~ /@(.+)/;
+        `'$ctl' -p '$dir/' -c '$dir/facteur.conf' domain add $domain 2>&1`;
+        my $o = `echo '$u->[1]' | '$ctl' -p '$dir/' -c '$dir/facteur.conf' user add $u->[0] --password-stdin 2>&1`;
+        is($? >> 8, 0, "user add $u->[0]") or diag($o);
+    }
+    $t->run;
+    my $p1 = $t->port(1);
+    my $p2 = $t->port(2);
+    $t->write_file('both.py', <<"EOF");
+import smtplib, imaplib
+s = smtplib.SMTP('127.0.0.1', $p1, timeout=10); s.ehlo('client.test')
+print('SMTP', s.sendmail('x\@far.test', ['alice\@a.test', 'bob\@b.test'],
+      'Subject: to both\\r\\n\\r\\none message, two stores\\r\\n'))
+s.quit()
+for user, pw in (('bob\@b.test', 'bob pw'), ('alice\@a.test', 'alice pw')):
+    i = imaplib.IMAP4('127.0.0.1', $p2); i.login(user, pw)
+    typ, data = i.select('INBOX')
+    typ, body = i.fetch('1', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+    print('IMAP', user, data[0].decode(), body[0][1].decode().strip())
+    i.logout()
+EOF
+    my $res = `timeout 30 python3 '$dir/both.py' 2>&1`;
+    like($res, qr/^SMTP \{\}$/m, 'one transaction for a user of each store is accepted')
+        or diag($res);
+    my @files = grep { m{/(new|cur)/[^/]+$} } split /\n/, `find '$dir/maildir' -type f 2>/dev/null`;
+    is(scalar(@files), 1, 'b.test\'s copy is a file in the Maildir store') or diag("@files");
+    like($t->read_file($files[0] // '/nonexistent'), qr/^Subject: to both\r?$/m,
+         'holding the message');
+    like($res, qr/^IMAP bob\@b\.test 1 Subject: to both$/m,
+         'bob reads it over IMAP, from the Maildir store') or diag($res);
+    like($res, qr/^IMAP alice\@a\.test 1 Subject: to both$/m,
+         'alice reads hers from the LMDB store');
+    $t->stop;
+    my $export = `'$ctl' -p '$dir/' -c '$dir/facteur.conf' export mbox bob\@b.test '$dir/bob-export' 2>&1`;
+    like($t->read_file("$dir/bob-export/INBOX.mbox"), qr/^Subject: to both$/m,
+         'facteurctl export finds bob\'s mail in his domain\'s store') or diag($export);
+}
+
 # ---- the storage contract suite, against the plugin -------------------------
 
 SKIP: {

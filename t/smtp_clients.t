@@ -159,7 +159,7 @@ like($lines[3] // '', qr/^OK \[\]/, 'small.test: unknown_users accept takes an u
 like($lines[4] // '', qr/^REFUSED \[\('ghost\@example\.org', \(550, b'5\.1\.1 /,
      'example.org: an unknown user is refused');
 ($rc, $out) = $m->ctl(qw(queue list));
-like($out, qr/-> <ghost\@small\.test>$/m, 'the unknown user waits in the queue, for a bounce')
+like($out, qr/-> <ghost\@small\.test> \(unknown user\)$/m, 'the unknown user waits in the queue, for a bounce')
     or diag($out);
 unlike($out, qr/ghost\@example\.org/, 'the refused one does not');
 

@@ -20,8 +20,11 @@ my @cases = (
       qr/facteur\.conf:2: invalid storage backend name "Bad\/Name"/ ],
     [ 'duplicate store', "storage s1 { }\nstorage s1 { }\n",
       qr/facteur\.conf:3: duplicate "storage s1" \(first in \S+facteur\.conf:2\)/ ],
-    [ 'storage inside a block', "domain example.org {\n    storage s1 { }\n}\n",
+    [ 'storage inside a block', "smtp {\n    storage s1 { }\n}\n",
       qr/facteur\.conf:3: "storage" directive is not allowed here/ ],
+    # a domain names a store ("storage NAME;"); it does not define one
+    [ 'a store block in a domain', "domain example.org {\n    storage s1 { }\n}\n",
+      qr/facteur\.conf:3: directive "storage" is not terminated by ";"/ ],
 );
 
 for my $case (@cases) {

@@ -187,7 +187,7 @@ fa_imap_login_checked(void *data, fa_int_t rc, const fa_str_t *user)
         fa_imap_auth_failed(s);
         return;
     }
-    if (rc != FA_OK || (st = fa_storage_get(fa_cycle, NULL)) == NULL) {
+    if (rc != FA_OK || (st = fa_storage_for_user(fa_cycle, user)) == NULL) {
         fa_imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication failure");
         fa_imap_done(s);
         return;

@@ -204,7 +204,7 @@ fa_pop3_checked(void *data, fa_int_t rc, const fa_str_t *user)
         return;
     }
     if (rc != FA_OK || user->len >= sizeof(s->user)
-        || (s->store = fa_storage_get(fa_cycle, NULL)) == NULL)
+        || (s->store = fa_storage_for_user(fa_cycle, user)) == NULL)
     {
         fa_pop3_err(s, "[SYS/TEMP] Temporary authentication failure");
         fa_pop3_continue(s);

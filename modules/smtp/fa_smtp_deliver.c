@@ -43,6 +43,7 @@ typedef struct {
     fa_smtp_delivery_t  *dl;
     fa_str_t             user;          /* FA_SMTP_QUEUE_USER: the queue */
     fa_str_t             mailbox;
+    fa_storage_t        *store;         /* the user's domain's, or the default */
     fa_array_t           rcpts;         /* fa_uint_t: indexes of txn->rcpts */
     fa_array_t           queued;        /* fa_smtp_queued_t (the queue only) */
     fa_int_t             rc;
@@ -218,7 +219,7 @@ fa_smtp_xtext(const fa_str_t *in, char *out, size_t size)
 static fa_int_t
 fa_smtp_queue_envelope(fa_smtp_session_t *s, fa_smtp_dest_t *d, fa_append_t *a)
 {
-    const fa_storage_backend_t  *b = fa_storage_get(fa_cycle, NULL)->backend;
+    const fa_storage_backend_t  *b = d->store->backend;
     fa_smtp_txn_t               *t = s->txn;
     fa_smtp_rcpt_t              *r = t->rcpts.elts;
     fa_smtp_queued_t            *q = d->queued.elts;
@@ -311,7 +312,7 @@ static fa_int_t
 fa_smtp_write_message(fa_smtp_session_t *s, fa_smtp_dest_t *d, fa_append_t *a,
     const u_char *head, size_t hlen)
 {
-    const fa_storage_backend_t  *b = fa_storage_get(fa_cycle, NULL)->backend;
+    const fa_storage_backend_t  *b = d->store->backend;
     static u_char                buf[FA_SMTP_COPY_CHUNK];
     char                         rp[512];
     uint64_t                     off = 0;
@@ -367,7 +368,7 @@ static fa_int_t
 fa_smtp_dest_start(fa_smtp_session_t *s, fa_smtp_dest_t *d, const u_char *head,
     size_t hlen)
 {
-    fa_storage_t         *st = fa_storage_get(fa_cycle, NULL);
+    fa_storage_t         *st = fa_storage_for_user(fa_cycle, &d->user);
     fa_append_request_t   req;
     fa_append_t          *a = NULL;
     fa_str_t              inbox = fa_string("INBOX");
@@ -376,6 +377,7 @@ fa_smtp_dest_start(fa_smtp_session_t *s, fa_smtp_dest_t *d, const u_char *head,
     if (st == NULL) {
         return FA_STORAGE_TEMPFAIL;
     }
+    d->store = st;
     memset(&req, 0, sizeof(req));
     req.size_hint = hlen + fa_smtp_spool_size(s->txn->spool) + 256;
     rc = st->backend->append_begin(st, &d->user, &d->mailbox, &req, &a);
@@ -500,7 +502,10 @@ fa_smtp_log_sent(fa_smtp_session_t *s)
     size_t           n = 0;
 
     for (fa_uint_t i = 0; i < t->rcpts.nelts && n + 8 < sizeof(to); i++) {
-        n += fa_snprintf(to + n, sizeof(to) - n, "%s<%.*s>", i ? "," : "",
+        if (r[i].removed) {
+            continue;                              /* a hook took it out */
+        }
+        n += fa_snprintf(to + n, sizeof(to) - n, "%s<%.*s>", n ? "," : "",
                          (int) fa_min(r[i].addr.address.len, 300), r[i].addr.address.data);
     }
     fa_log_error(FA_LOG_NOTICE, s->c->log, 0, "%s: from=<%.*s>, to=%s, size=%llu, tls=%s, "
@@ -593,8 +598,8 @@ fa_smtp_deliver_finish(fa_smtp_delivery_t *dl)
     }
     for (fa_uint_t i = 0; i < s->txn->rcpts.nelts; i++) {
         fa_int_t rc = fa_smtp_rcpt_result(dl, i);
-        if (s->role == FA_SMTP_ROLE_LMTP) {
-            fa_smtp_reply_rcpt(s, &r[i], rc);
+        if (s->role == FA_SMTP_ROLE_LMTP && !r[i].added) {
+            fa_smtp_reply_rcpt(s, &r[i], rc);       /* one per RCPT the client gave */
         }
         worst = worst != FA_OK ? worst : rc;
     }

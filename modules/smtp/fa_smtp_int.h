@@ -73,6 +73,11 @@ typedef struct fa_smtp_conf_s {
     fa_array_t         *listen;            /* fa_listen_opt_t, this scope's own */
     fa_ssl_t           *ssl;               /* for STARTTLS; NULL: not offered */
     fa_smtp_role_t      role;
+    /* domain NAME { }: its relay rules */
+    fa_str_t            relay_to;          /* a relay domain, through this smarthost */
+    const char         *relay_to_file;     /* where, for errors */
+    fa_uint_t           relay_to_line;
+    fa_int_t            relay_outbound;    /* its users may send to other domains */
     /* main scope only: the phase chains, for this cycle */
     fa_array_t         *smarthosts;        /* fa_smtp_smarthost_t */
     fa_array_t         *chains[FA_SMTP_NPHASES];   /* fa_smtp_handler_t */
@@ -151,6 +156,7 @@ fa_smtp_conf_t *fa_smtp_domain_conf(const fa_str_t *domain);   /* NULL: no domai
 size_t fa_smtp_domain_max_size(fa_smtp_session_t *s, const fa_str_t *domain);
 fa_int_t fa_smtp_domain_max_recipients(fa_smtp_session_t *s, const fa_str_t *domain);
 fa_uint_t fa_smtp_domain_unknown_users(fa_smtp_session_t *s, const fa_str_t *domain);
+fa_int_t fa_smtp_relay_reason(fa_pool_t *pool, const fa_str_t *name, fa_str_t *reason);
 int fa_smtp_cidr_match(const fa_array_t *list, const struct sockaddr *sa);
 extern fa_stat_t  *fa_smtp_stat_messages, *fa_smtp_stat_bytes, *fa_smtp_stat_rcpts;
 void fa_smtp_count_reject(const char *reason);

@@ -35,6 +35,9 @@ static fa_int_t fa_smtp_init_conf(fa_conf_t *cf);
 static char *fa_smtp_listen(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 static char *fa_smtp_relay_from(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 static char *fa_smtp_smarthost_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
+static char *fa_smtp_relay_to_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
+static fa_int_t fa_smtp_check_domain(fa_cycle_t *cycle, fa_conf_scope_t *scope, void *data);
+static const fa_str_t *fa_smtp_smarthost_in(fa_smtp_conf_t *main, const fa_str_t *name);
 
 static const fa_conf_enum_t  fa_smtp_unknown_enum[] = {
     { "reject", FA_SMTP_UNKNOWN_REJECT }, { "accept", FA_SMTP_UNKNOWN_ACCEPT },
@@ -83,6 +86,9 @@ static const fa_command_t  fa_smtp_commands[] = {
     { "submission", "smtp smtp.server", FA_CONF_FLAG, fa_conf_set_flag,
       offsetof(fa_smtp_conf_t, submission), NULL },
     { "smarthost", "smtp", FA_CONF_TAKE2 | FA_CONF_MULTI, fa_smtp_smarthost_set, 0, NULL },
+    { "relay_to", "domain", FA_CONF_TAKE1, fa_smtp_relay_to_set, 0, NULL },
+    { "relay_outbound", "domain", FA_CONF_FLAG, fa_conf_set_flag,
+      offsetof(fa_smtp_conf_t, relay_outbound), NULL },
     { "smtp_spool_path", FA_SMTP_SCOPES, FA_CONF_TAKE1, fa_conf_set_path,
       offsetof(fa_smtp_conf_t, spool_path), NULL },
     fa_null_command
@@ -119,6 +125,7 @@ fa_smtp_create_conf(fa_conf_t *cf)
     conf->auth_failure_delay = FA_CONF_UNSET_MSEC;
     conf->max_auth_failures = FA_CONF_UNSET;
     conf->submission = FA_CONF_UNSET;
+    conf->relay_outbound = FA_CONF_UNSET;
     return conf;
 }
 
@@ -383,6 +390,9 @@ fa_smtp_init_conf(fa_conf_t *cf)
             return FA_ERROR;
         }
     }
+    if (fa_conf_each_scope(cf->cycle, "domain", fa_smtp_check_domain, cf) != FA_OK) {
+        return FA_ERROR;
+    }
     fa_smtp_stat_messages = fa_stats_get("facteur_smtp_messages_total", "",
         FA_STATS_COUNTER, "Messages accepted (SMTP, submission and LMTP)");
     fa_smtp_stat_bytes = fa_stats_get("facteur_smtp_bytes_total", "",
@@ -466,6 +476,62 @@ const fa_str_t *
 fa_smtp_smarthost(const fa_str_t *name)
 {
     return fa_smtp_smarthost_in(fa_smtp_main_conf(), name);
+}
+
+/* "relay via NAME (HOST:PORT)": what the queue entry records for the relay */
+fa_int_t
+fa_smtp_relay_reason(fa_pool_t *pool, const fa_str_t *name, fa_str_t *reason)
+{
+    const fa_str_t  *host = fa_smtp_smarthost(name);
+    size_t           size;
+
+    if (host == NULL) {
+        return FA_DECLINED;
+    }
+    size = name->len + host->len + sizeof("relay via  ()");
+    if ((reason->data = fa_pnalloc(pool, size)) == NULL) {
+        return FA_ERROR;
+    }
+    reason->len = fa_snprintf((char *) reason->data, size, "relay via %.*s (%.*s)",
+                              (int) name->len, name->data, (int) host->len, host->data);
+    return FA_OK;
+}
+
+/* domain NAME { relay_to SMARTHOST; }: mail for NAME is relayed, from anyone */
+static char *
+fa_smtp_relay_to_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
+{
+    fa_smtp_conf_t  *scf = conf;
+
+    (void) cmd;
+    scf->relay_to = cf->args[1];
+    scf->relay_to_file = cf->file;
+    scf->relay_to_line = cf->line;
+    return FA_CONF_OK;
+}
+
+/* a relay domain's smarthost is declared (after the whole file is read) */
+static fa_int_t
+fa_smtp_check_domain(fa_cycle_t *cycle, fa_conf_scope_t *scope, void *data)
+{
+    fa_conf_t       *cf = data;
+    fa_smtp_conf_t  *d;
+
+    if (!scope->own[fa_smtp_module.index]
+        || (d = fa_scope_conf(scope, fa_smtp_module)) == NULL || d->relay_to.len == 0)
+    {
+        return FA_OK;
+    }
+    if (fa_smtp_smarthost_in(fa_scope_conf(cycle->root, fa_smtp_module), &d->relay_to)
+        == NULL)
+    {
+        cf->file = d->relay_to_file;
+        cf->line = d->relay_to_line;
+        fa_conf_error(cf, "relay_to: no \"smarthost %.*s HOST[:PORT];\" in the smtp block",
+                      (int) d->relay_to.len, d->relay_to.data);
+        return FA_ERROR;
+    }
+    return FA_OK;
 }
 
 

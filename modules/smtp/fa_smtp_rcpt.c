@@ -111,6 +111,49 @@ fa_smtp_rcpt_local(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, fa_smtp_answer_t *a)
 }
 
 /*
+ * A domain's relay rules.  "relay_to SMARTHOST;" makes a domain we relay
+ * for (a backup MX, an internal host behind us): its mail is taken from
+ * anyone, like a local domain's, and queued for that smarthost.
+ * FA_OK routed, FA_DECLINED not a relay domain.
+ */
+static fa_int_t
+fa_smtp_rcpt_relay_domain(fa_smtp_session_t *s, fa_smtp_rcpt_t *r)
+{
+    fa_smtp_conf_t  *d = fa_smtp_domain_conf(&r->addr.domain);
+
+    if (d == NULL || d->relay_to.len == 0 || s->role == FA_SMTP_ROLE_LMTP
+        || fa_smtp_routing_chars(&r->addr.local))
+    {
+        return FA_DECLINED;
+    }
+    if (fa_smtp_relay_reason(s->txn->pool, &d->relay_to, &r->reason) != FA_OK) {
+        return FA_ERROR;
+    }
+    r->route = FA_SMTP_ROUTE_QUEUE;
+    return FA_OK;
+}
+
+/*
+ * "relay_outbound off;" in the domain of the authenticated user: its users
+ * send to local domains only (a relay_from network still relays).
+ */
+static int
+fa_smtp_user_may_relay(fa_smtp_session_t *s)
+{
+    u_char          *at = memrchr(s->user.data, '@', s->user.len);
+    fa_str_t         domain;
+    fa_smtp_conf_t  *d;
+
+    if (s->relay_client || at == NULL) {
+        return 1;
+    }
+    domain.data = at + 1;
+    domain.len = s->user.data + s->user.len - domain.data;
+    d = fa_smtp_domain_conf(&domain);
+    return d == NULL || d->relay_outbound != 0;
+}
+
+/*
  * Decide a new recipient's route, or refuse it: FA_OK, or FA_DECLINED with
  * the reply in *a (code and text), or FA_ERROR.
  */
@@ -118,13 +161,23 @@ fa_int_t
 fa_smtp_rcpt_resolve(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, fa_smtp_answer_t *a)
 {
     int       may_relay = s->role != FA_SMTP_ROLE_LMTP && (s->user.len || s->relay_client);
-    fa_int_t  local;
+    fa_int_t  local, rc;
 
     fa_smtp_rcpt_postmaster(s, r);
     local = fa_smtp_is_local_domain(&r->addr.domain);
     if (local == FA_ERROR) {
         return fa_smtp_refuse(s, a, 451, "lookup_failure",
                               "4.3.0 <%.*s>: Temporary lookup failure", &r->addr);
+    }
+    if (local != FA_OK && (rc = fa_smtp_rcpt_relay_domain(s, r)) != FA_DECLINED) {
+        return rc;
+    }
+    if (local != FA_OK && may_relay && !fa_smtp_user_may_relay(s)) {
+        fa_log_error(FA_LOG_INFO, s->c->log, 0, "relay denied by relay_outbound: <%.*s>",
+                     (int) fa_min(r->addr.address.len, 300), r->addr.address.data);
+        return fa_smtp_refuse(s, a, 550, "relay",
+                              "5.7.1 <%.*s>: Relay access denied: this domain's users "
+                              "send to local domains only", &r->addr);
     }
     if (local != FA_OK || fa_smtp_routing_chars(&r->addr.local)) {
         if (!may_relay) {
@@ -211,6 +264,7 @@ fa_smtp_rcpt_add(fa_smtp_session_t *s, const fa_str_t *address, const char **err
         return NULL;
     }
     *slot = r;
+    slot->added = 1;
     return slot;
 }
 
@@ -229,6 +283,7 @@ fa_smtp_rcpt_rewrite(fa_smtp_session_t *s, fa_smtp_rcpt_t *r, const fa_str_t *ad
     if (rc == FA_OK) {
         n.notify = r->notify;                      /* DSN stays the client's */
         n.orcpt = r->orcpt;
+        n.added = r->added;                        /* LMTP still owes it its reply */
         *r = n;
     }
     return rc;
@@ -239,8 +294,14 @@ fa_smtp_rcpt_remove(fa_smtp_txn_t *t, fa_uint_t i)
 {
     fa_smtp_rcpt_t  *r = t->rcpts.elts;
 
-    if (i < t->rcpts.nelts) {
-        memmove(&r[i], &r[i + 1], (t->rcpts.nelts - i - 1) * sizeof(*r));
-        t->rcpts.nelts--;
+    if (i >= t->rcpts.nelts) {
+        return;
     }
+    if (!r[i].added) {
+        r[i].removed = 1;                  /* the client's: its LMTP reply stays owed */
+        r[i].route = FA_SMTP_ROUTE_DISCARD;
+        return;
+    }
+    memmove(&r[i], &r[i + 1], (t->rcpts.nelts - i - 1) * sizeof(*r));
+    t->rcpts.nelts--;
 }

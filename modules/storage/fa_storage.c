@@ -10,10 +10,15 @@
 #define FA_STORAGE_NAME_MAX  32
 
 typedef struct {
-    fa_array_t  *stores;          /* fa_storage_t, in configuration order */
+    fa_array_t    *stores;        /* main: fa_storage_t, in configuration order */
+    fa_str_t       domain_store;  /* domain NAME { storage NAME; } */
+    fa_storage_t  *store;         /* that store, found at init_conf */
+    const char    *file;          /* where "storage NAME;" was, for errors */
+    fa_uint_t      line;
 } fa_storage_conf_t;
 
 static char *fa_storage_block(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
+static char *fa_storage_domain_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 static void *fa_storage_create_conf(fa_conf_t *cf);
 static fa_int_t fa_storage_init_conf(fa_conf_t *cf);
 static fa_int_t fa_storage_init_worker(fa_cycle_t *cycle);
@@ -21,6 +26,8 @@ static fa_int_t fa_storage_init_worker(fa_cycle_t *cycle);
 static const fa_command_t  fa_storage_commands[] = {
     { "storage", "main", FA_CONF_TAKE1 | FA_CONF_BLOCK | FA_CONF_MULTI,
       fa_storage_block, 0, NULL },
+    /* a domain's users keep their mail in that store (the default otherwise) */
+    { "storage", "domain", FA_CONF_TAKE1, fa_storage_domain_set, 0, NULL },
     fa_null_command
 };
 
@@ -71,6 +78,19 @@ fa_storage_block(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
         }
     }
     return fa_conf_block(cf, kind, &scope);
+}
+
+/* domain NAME { storage NAME; }: checked against the stores at init_conf */
+static char *
+fa_storage_domain_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
+{
+    fa_storage_conf_t  *scf = conf;
+
+    (void) cmd;
+    scf->domain_store = cf->args[1];
+    scf->file = cf->file;
+    scf->line = cf->line;
+    return FA_CONF_OK;
 }
 
 static fa_module_t *
@@ -144,6 +164,34 @@ fa_storage_configure(fa_conf_t *cf, fa_storage_conf_t *scf, fa_conf_scope_t *sco
     return FA_OK;
 }
 
+/* the store a domain block names must be one of the configured ones */
+static fa_int_t
+fa_storage_domain_check(fa_conf_t *cf, fa_conf_scope_t *scope)
+{
+    fa_storage_conf_t  *dcf;
+    char                name[FA_STORAGE_NAME_MAX + 1];
+
+    if (!scope->own[fa_storage_module.index]
+        || (dcf = fa_scope_conf(scope, fa_storage_module)) == NULL
+        || dcf->domain_store.len == 0)
+    {
+        return FA_OK;
+    }
+    fa_snprintf(name, sizeof(name), "%.*s", (int) fa_min(dcf->domain_store.len,
+                FA_STORAGE_NAME_MAX), dcf->domain_store.data);
+    dcf->store = dcf->domain_store.len <= FA_STORAGE_NAME_MAX
+                 ? fa_storage_get(cf->cycle, name) : NULL;
+    if (dcf->store == NULL) {
+        cf->file = dcf->file;
+        cf->line = dcf->line;
+        fa_conf_error(cf, "domain %.*s: no \"storage %.*s { ... }\" block to keep its "
+                      "mail in", (int) scope->name.len, scope->name.data,
+                      (int) dcf->domain_store.len, dcf->domain_store.data);
+        return FA_ERROR;
+    }
+    return FA_OK;
+}
+
 static fa_int_t
 fa_storage_init_conf(fa_conf_t *cf)
 {
@@ -161,7 +209,36 @@ fa_storage_init_conf(fa_conf_t *cf)
             return FA_ERROR;
         }
     }
+    for (fa_uint_t i = 0; i < cf->cycle->root->children.nelts; i++) {
+        if (strcmp(kids[i]->kind, "domain") == 0
+            && fa_storage_domain_check(cf, kids[i]) != FA_OK)
+        {
+            return FA_ERROR;
+        }
+    }
     return FA_OK;
+}
+
+/* a domain's user: "bob@b.test" -> b.test's store, or the default one */
+fa_storage_t *
+fa_storage_for_user(fa_cycle_t *cycle, const fa_str_t *user)
+{
+    u_char             *at = user ? memrchr(user->data, '@', user->len) : NULL;
+    fa_str_t            domain;
+    fa_conf_scope_t    *scope;
+    fa_storage_conf_t  *dcf;
+
+    if (at) {
+        domain.data = at + 1;
+        domain.len = user->data + user->len - domain.data;
+        scope = fa_conf_domain(cycle, &domain);
+        if (scope && scope->own[fa_storage_module.index]
+            && (dcf = fa_scope_conf(scope, fa_storage_module)) != NULL && dcf->store)
+        {
+            return dcf->store;
+        }
+    }
+    return fa_storage_get(cycle, NULL);
 }
 
 fa_storage_t *

@@ -352,6 +352,8 @@ struct fa_storage_backend_s {
 extern fa_module_t  fa_storage_module;
 
 fa_storage_t *fa_storage_get(fa_cycle_t *cycle, const char *name);   /* NULL name: default */
+/* where USER's mail lives: its domain's "storage NAME;", or the default store */
+fa_storage_t *fa_storage_for_user(fa_cycle_t *cycle, const fa_str_t *user);
 fa_storage_t *fa_storage_nth(fa_cycle_t *cycle, fa_uint_t i);  /* in order; NULL past the end */
 fa_int_t fa_storage_open_all(fa_cycle_t *cycle);
 void fa_storage_close_all(fa_cycle_t *cycle);
