@@ -36,6 +36,7 @@ smtp {
     server { listen 127.0.0.1:%%PORT_1%%; }
     server { listen 127.0.0.1:%%PORT_2%%; submission on; }
     server { listen 127.0.0.1:%%PORT_4%% ssl; }
+    lua_hook rcpt lua/global.lua;   # after the domains.d/ include, yet runs first
 }
 lmtp { listen 127.0.0.1:%%PORT_3%%; }
 EOF
@@ -49,6 +50,13 @@ domain closed.test {
     relay_outbound off;             # its users write to local domains only
 }
 EOF
+$t->write_file('lua/global.lua', <<'EOF');
+return function(session, txn)
+    if txn.recipient.address == "order@new.test" then
+        return facteur.reject(550, "5.7.1 the global hook runs first")
+    end
+end
+EOF
 mkdir $t->testdir . '/var';
 
 my $m = Facteur::Mail->new($t);
@@ -56,6 +64,7 @@ $m->add_user('alice@example.org', 'alice secret');
 $m->add_user('carl@closed.test', 'carl secret');
 $m->add_user('bob@new.test', 'bob secret');
 $m->add_user('spam@new.test', 'spam secret');
+$m->add_user('order@new.test', 'order secret');
 $t->run;
 
 # the reply to a command (the last line of a multi-line one)
@@ -167,7 +176,8 @@ like(smtp($old, 'MAIL FROM:<early@far.test>'), qr/^250 /, 'old session: MAIL');
 
 $t->write_file('lua/new.lua', <<'EOF');
 return function(session, txn)
-    if txn.recipient.address == "spam@new.test" then
+    local a = txn.recipient.address
+    if a == "spam@new.test" or a == "order@new.test" then
         return facteur.reject(550, "5.7.1 new.test does not take mail for spam@")
     end
 end
@@ -215,6 +225,11 @@ ok($t->wait_for(sub {
 }, 10), 'new sessions get the new domain\'s hook') or diag($refused);
 like($refused, qr/^550 5\.7\.1 new\.test does not take mail for spam\@/,
      'with the hook\'s own code and text');
+$c = session();
+@r = send_message($c, 'a@far.test', ['order@new.test'], 'x');
+like($r[1], qr/^550 5\.7\.1 the global hook runs first/,
+     'a phase runs the global hooks before the domain\'s, whatever the file order');
+$c->close;
 
 $c = session();
 @r = send_message($c, 'a@far.test', ['bob@new.test'], "Subject: new policy\r\n\r\nhello bob");

@@ -250,7 +250,14 @@ fa_auth_login_deliver(fa_auth_login_t *h, fa_int_t rc)
     fa_auth_login_answer(h);
 }
 
-/* the account a source named, as the directory writes addresses */
+/*
+ * The account a source named: an enabled user of the directory, as a
+ * password login's is.  A source maps logins to mailboxes; it does not make
+ * new ones, nor bring a disabled user back.  FA_OK (h->user is set),
+ * FA_DECLINED for a disabled user, FA_ERROR for a name that is not an
+ * address or not a user (the source's mistake: a temporary failure, never
+ * a login) or a directory that cannot be read.
+ */
 static fa_int_t
 fa_auth_login_source_user(fa_auth_login_t *h, const fa_str_t *user)
 {
@@ -258,20 +265,34 @@ fa_auth_login_source_user(fa_auth_login_t *h, const fa_str_t *user)
     fa_str_t              name = user && user->len ? *user
                                  : (fa_str_t) { h->login_len, h->login };
     fa_str_t              addr;
+    fa_auth_user_t        u;
+    const char           *why = "which is not an address";
     fa_int_t              rc = FA_ERROR;
 
     if (name.len <= FA_AUTH_ADDRESS_MAX
         && fa_auth_address_normalize(ctx->scratch, &name, &addr) == FA_OK
         && addr.data[0] != '@' && addr.len <= FA_AUTH_ADDRESS_MAX)
     {
-        memcpy(h->user_buf, addr.data, addr.len);
-        h->user.data = h->user_buf;
-        h->user.len = addr.len;
-        rc = FA_OK;
-    } else {
-        fa_log_error(FA_LOG_ERR, h->log, 0, "login: the login source accepted \"%.*s\" as "
-                     "\"%.*s\", which is not an address: refused", (int) fa_min(h->login_len, 64),
-                     h->login, (int) fa_min(name.len, 64), name.data);
+        why = "and the directory cannot be read";
+        if (fa_auth_login_dir() == FA_OK) {
+            rc = fa_auth_user_get(ctx->dir, &addr, ctx->scratch, &u);
+            why = rc == FA_AUTH_NOTFOUND || rc == FA_AUTH_INVALID
+                  ? "which is not a user of the directory"
+                  : rc != FA_OK ? "and the directory cannot be read"
+                  : u.disabled ? "a disabled user" : NULL;
+        }
+        if (why == NULL) {
+            memcpy(h->user_buf, u.address.data, u.address.len);
+            h->user.data = h->user_buf;
+            h->user.len = u.address.len;
+        }
+        rc = why == NULL ? FA_OK : rc == FA_OK ? FA_DECLINED : FA_ERROR;
+    }
+    if (why) {
+        fa_log_error(rc == FA_DECLINED ? FA_LOG_INFO : FA_LOG_ERR, h->log, 0,
+                     "login: the login source accepted \"%.*s\" as "
+                     "\"%.*s\", %s: refused", (int) fa_min(h->login_len, 64), h->login,
+                     (int) fa_min(name.len, 64), name.data, why);
     }
     fa_pool_reset(ctx->scratch);
     return rc;

@@ -67,14 +67,20 @@ void fa_auth_login_cancel(fa_auth_login_t *h);
  * A login source: another module's say on logins (the Lua engine's
  * lua_auth and login/logout hooks), one per worker, set at init_worker.
  *
- *   check   before the directory: FA_OK with *user (the account), FA_DECLINED
- *           (refused), FA_ERROR (temporary failure), FA_DONE (not mine: the
- *           directory decides), or FA_AGAIN: it answers later, from the
- *           loop, through fa_auth_source_done(h, rc, user), and *state is
- *           what cancel gets if the login is cancelled first.
+ *   check   before the directory: FA_OK with *user (the account; empty:
+ *           the login), FA_DECLINED (refused), FA_ERROR (temporary
+ *           failure), FA_DONE (not mine: the directory decides), or
+ *           FA_AGAIN: it answers later, from the loop, through
+ *           fa_auth_source_done(h, rc, user), and *state is what cancel
+ *           gets if the login is cancelled first.  The account must be an
+ *           enabled user of the directory, like a password login's: a
+ *           disabled one is refused (FA_DECLINED), a name that is not an
+ *           address or no user's is the source's mistake (FA_ERROR, logged).
  *   admit   after a login succeeded, from either: FA_OK, FA_DECLINED,
  *           FA_ERROR, or FA_AGAIN and fa_auth_source_done() later.
- *   logout  the session of a user that logged in ended (nothing to answer).
+ *   cancel  the login's session went while check or admit waited.
+ *   logout  the session of a user that logged in ended (nothing to answer);
+ *           the protocol modules call fa_auth_logout() once per session.
  *
  * Either function may be NULL.  The login's callback still runs exactly
  * once, from the loop, never inside fa_auth_login().

@@ -85,9 +85,15 @@ fa_imap_output_full(fa_imap_session_t *s)
 void
 fa_imap_logout_line(fa_imap_session_t *s, const char *why)
 {
+    fa_auth_client_t  client;
+
     if (s->user.len == 0) {
         return;
     }
+    /* the logout hooks, now: user.len = 0 below keeps the cleanup from it */
+    client.protocol = "imap";
+    client.ip = s->c->addr_text;
+    fa_auth_logout(&client, &s->user);
     fa_log_error(FA_LOG_INFO, s->c->log, 0, "imap logout: %s, user=<%.*s>, commands=%llu, "
                  "in=%llu, out=%llu, session=%.3fs", why, (int) s->user.len, s->user.data,
                  (unsigned long long) s->commands, (unsigned long long) s->c->bytes_in,

@@ -5,21 +5,34 @@
  *                      asked before the directory:
  *
  *       return function(login, password, client)   -- client.protocol, client.ip
- *           if login == "robot@example.org" and password == "s3cret" then
+ *           if login == "robot" and password == "s3cret" then
  *               return facteur.accept("robot@example.org")   -- the mailbox user
  *           end
  *           return nil          -- nothing to say: the directory decides
  *       end
  *
- *     accept([user]) logs in (as user, else as the login); reject() refuses
- *     like a wrong password; defer() and errors are a temporary failure.
+ *     login and password are what the client sent (the login not
+ *     normalised); client.protocol is "smtp", "imap" or "pop3", client.ip
+ *     the client's address.  accept([user]) logs in as user, else as the
+ *     login, which must then be an enabled user of the directory: a name
+ *     that is not an address or no user's is refused as a temporary failure
+ *     and logged (a disabled user: like a wrong password).  reject() and
+ *     disconnect() refuse like a wrong password (delayed, counted); defer(),
+ *     an error, the budget exceeded or any other result are a temporary
+ *     failure.  Codes and texts are not used: each protocol has its answers.
  *
  *   lua_hook login FILE;   (imap, pop3, domain) after a login succeeded,
- *                          before the session is in: reject or defer refuses
- *   lua_hook logout FILE;  (imap, pop3, domain) when the session ends; what
- *                          it returns is not used
+ *                          before the session is in
+ *   lua_hook logout FILE;  (imap, pop3, domain) when a logged-in session
+ *                          ends: LOGOUT/QUIT, a dropped client, a timeout
  *
  *       return function(client)      -- client.protocol, client.ip, client.user
+ *
+ *     client.user is the account, "local@domain" (after lua_auth's
+ *     mapping).  A login hook's reject() or disconnect() refuses like a
+ *     wrong password, defer() or an error is a temporary failure; nil or
+ *     accept() goes on to the next hook.  What a logout hook returns is not
+ *     used.  Neither runs for SMTP AUTH: that is the smtp auth phase.
  *
  * A domain's login and logout hooks run for its users, over IMAP and POP3.
  */
@@ -36,6 +49,7 @@ typedef struct {
     char               protocol[8];
     char               ip[64];
     char               user[FA_AUTH_ADDRESS_MAX + 1];
+    char               login[65];       /* lua_auth's, for messages */
 } fa_lua_login_t;
 
 #define FA_LUA_AUTH  2                  /* lua_auth, beside FA_LUA_LOGIN/LOGOUT */
@@ -78,10 +92,16 @@ fa_lua_push_client(lua_State *co, fa_lua_login_t *l)
 
 /* ---- lua_auth ---- */
 
-/* the verdict of lua_auth as the auth module wants it; the call is freed */
+/*
+ * The verdict of lua_auth as the auth module wants it; the call is freed.
+ * The user accept() names is checked by the auth module (an enabled user
+ * of the directory); here only that it fits, rather than cut to a name
+ * that might be someone else's.
+ */
 static fa_int_t
-fa_lua_auth_verdict(fa_lua_call_t *call, fa_str_t *user)
+fa_lua_auth_verdict(fa_lua_call_t *call, const char *login, fa_str_t *user)
 {
+    size_t    len = strlen(call->text);
     fa_int_t  rc;
 
     user->len = 0;
@@ -89,18 +109,25 @@ fa_lua_auth_verdict(fa_lua_call_t *call, fa_str_t *user)
         rc = FA_ERROR;
     } else if (call->verdict == FA_SMTP_CONTINUE) {
         rc = FA_DONE;
+    } else if (call->verdict == FA_SMTP_ACCEPT && len > FA_AUTH_ADDRESS_MAX) {
+        fa_log_error(FA_LOG_ERR, call->log, 0, "lua_auth %s: accept() of \"%s\" names a "
+                     "user of %s%lu bytes, longer than any address: refused",
+                     (char *) call->hook->file.data, login,
+                     len + 1 >= sizeof(call->text) ? "at least " : "",
+                     (unsigned long) len);
+        rc = FA_ERROR;
     } else if (call->verdict == FA_SMTP_ACCEPT) {
-        user->len = fa_snprintf((char *) fa_lua_auth_user, sizeof(fa_lua_auth_user), "%s",
-                                call->text);
+        memcpy(fa_lua_auth_user, call->text, len);
+        user->len = len;
         user->data = fa_lua_auth_user;
         rc = FA_OK;
-    } else if (call->verdict == FA_SMTP_REJECT) {
+    } else if (call->verdict == FA_SMTP_REJECT || call->verdict == FA_SMTP_DISCONNECT) {
         rc = FA_DECLINED;
     } else if (call->verdict == FA_SMTP_DEFER) {
         rc = FA_ERROR;
     } else {
         fa_log_error(FA_LOG_ERR, call->log, 0, "lua_auth %s: a login is answered with "
-                     "accept, reject, defer or nothing", (char *) call->hook->file.data);
+                     "accept, reject, defer, disconnect or nothing", (char *) call->hook->file.data);
         rc = FA_ERROR;
     }
     fa_lua_call_free(call);
@@ -113,7 +140,7 @@ fa_lua_auth_done(fa_lua_call_t *call)
     fa_lua_login_t   *l = call->data;
     fa_auth_login_t  *h = l->h;
     fa_str_t          user;
-    fa_int_t          rc = fa_lua_auth_verdict(call, &user);
+    fa_int_t          rc = fa_lua_auth_verdict(call, l->login, &user);
 
     free(l);
     fa_auth_source_done(h, rc, &user);
@@ -126,6 +153,7 @@ fa_lua_auth_check(fa_auth_login_t *h, const fa_auth_client_t *client, const fa_s
     fa_lua_conf_t   *conf = fa_lua_main_conf();
     fa_lua_login_t  *l;
     fa_lua_call_t   *call;
+    fa_int_t         rc;
 
     if (!conf->has_auth) {
         return FA_DONE;
@@ -141,6 +169,7 @@ fa_lua_auth_check(fa_auth_login_t *h, const fa_auth_client_t *client, const fa_s
         return FA_ERROR;
     }
     l->call = call;
+    fa_snprintf(l->login, sizeof(l->login), "%.*s", (int) fa_min(login->len, 64), login->data);
     lua_pushlstring(call->co, (char *) login->data, login->len);
     lua_pushlstring(call->co, (char *) password->data, password->len);
     fa_lua_push_client(call->co, l);
@@ -148,8 +177,9 @@ fa_lua_auth_check(fa_auth_login_t *h, const fa_auth_client_t *client, const fa_s
         *state = l;
         return FA_AGAIN;
     }
+    rc = fa_lua_auth_verdict(call, l->login, user);
     free(l);
-    return fa_lua_auth_verdict(call, user);
+    return rc;
 }
 
 
@@ -177,6 +207,37 @@ fa_lua_login_applies(const fa_lua_hook_t *hk, const fa_lua_login_t *l)
 
 static void fa_lua_login_done(fa_lua_call_t *call);
 
+/*
+ * A login or logout hook's verdict for the auth module.  disconnect()
+ * refuses like reject() (it never lets anyone in); discard() and
+ * quarantine() mean nothing here: a mistake of the script, so a temporary
+ * failure, as for an error.  A logout hook's verdict is not used.
+ */
+static fa_int_t
+fa_lua_login_rc(fa_lua_call_t *call, fa_uint_t phase)
+{
+    if (call->rc != FA_OK) {
+        return FA_ERROR;
+    }
+    switch (call->verdict) {
+    case FA_SMTP_CONTINUE:
+    case FA_SMTP_ACCEPT:
+        return FA_OK;
+    case FA_SMTP_REJECT:
+    case FA_SMTP_DISCONNECT:
+        return FA_DECLINED;
+    case FA_SMTP_DEFER:
+        return FA_ERROR;
+    default:
+        if (phase == FA_LUA_LOGIN) {
+            fa_log_error(FA_LOG_ERR, call->log, 0, "lua hook %s: a login is answered with "
+                         "accept, reject, defer, disconnect or nothing",
+                         (char *) call->hook->file.data);
+        }
+        return FA_ERROR;
+    }
+}
+
 /* the hooks from l->next on: FA_OK all passed, FA_AGAIN one waits, else refused */
 static fa_int_t
 fa_lua_login_run(fa_lua_login_t *l, fa_log_t *log)
@@ -202,8 +263,7 @@ fa_lua_login_run(fa_lua_login_t *l, fa_log_t *log)
             return FA_AGAIN;
         }
         l->call = NULL;
-        rc = call->rc != FA_OK ? FA_ERROR : call->verdict == FA_SMTP_REJECT ? FA_DECLINED
-             : call->verdict == FA_SMTP_DEFER ? FA_ERROR : FA_OK;
+        rc = fa_lua_login_rc(call, l->phase);
         fa_lua_call_free(call);
         if (rc != FA_OK && l->phase == FA_LUA_LOGIN) {
             return rc;
@@ -220,8 +280,7 @@ fa_lua_login_done(fa_lua_call_t *call)
     fa_int_t         rc;
 
     l->call = NULL;
-    rc = call->rc != FA_OK ? FA_ERROR : call->verdict == FA_SMTP_REJECT ? FA_DECLINED
-         : call->verdict == FA_SMTP_DEFER ? FA_ERROR : FA_OK;
+    rc = fa_lua_login_rc(call, l->phase);
     fa_lua_call_free(call);
     if (rc == FA_OK || l->phase == FA_LUA_LOGOUT) {
         rc = fa_lua_login_run(l, log);

@@ -7,10 +7,22 @@
  *   facteur.dns.aaaa(name)   facteur.dns.mx(name) -> {{host=, priority=}, ...}
  *   facteur.dns.txt(name) -> {"v=spf1 -all"}   facteur.dns.ptr("192.0.2.7") -> {"h.example"}
  *
- * A name that does not exist gives an empty list; a failure gives nil and
- * a reason ("timeout", "server failure", ...).  No lookup takes longer
- * than lua_io_timeout: c-ares retries within it, and a guard timer on the
- * call ends the wait even if c-ares has not.
+ * A name with no record of the type gives an empty list; a name that does
+ * not exist at all (NXDOMAIN) gives an empty list and "not found", so
+ * "if not list" still means "could not tell" and a script that cares can
+ * tell the two apart.  A failure gives nil and a reason: "timeout",
+ * "server failure" (SERVFAIL), "refused", "connection refused" (nobody
+ * listens), "bad response".  No lookup takes longer than lua_io_timeout:
+ * c-ares retries within it, and a guard timer on the call ends the wait
+ * even if c-ares has not.  A wrong argument (not a string, empty, longer
+ * than 253 bytes, a NUL byte, not an IP address for ptr) is an error of
+ * the script.
+ *
+ * c-ares gives us SERVFAIL and REFUSED answers as they are
+ * (ARES_FLAG_NOCHECKRESP): without it c-ares 1.18 retries them and then
+ * says "connection refused", which sends whoever reads the log to look
+ * for a resolver that is not listening.  The price: a SERVFAIL from the
+ * first of several resolv.conf servers is not retried on the next one.
  *
  * One channel per worker.  Its sockets are watched by the loop
  * (fa_event_add_fd) as c-ares opens and closes them; one timer drives its
@@ -46,6 +58,16 @@ static fa_log_t         *fa_lua_dns_log;
 
 static void fa_lua_dns_arm(void);
 
+/* the digits of a port, or -1 */
+static long
+fa_lua_dns_port(const char *text)
+{
+    char  *end;
+    long   port = strtol(text, &end, 10);
+
+    return end == text || *end != '\0' || *text == '-' || *text == '+' ? -1 : port;
+}
+
 /* "127.0.0.1:5353", "[::1]:53", "192.0.2.1": what ares_set_servers_ports_csv takes */
 fa_int_t
 fa_lua_dns_check(fa_conf_t *cf, const fa_str_t *server)
@@ -69,7 +91,7 @@ fa_lua_dns_check(fa_conf_t *cf, const fa_str_t *server)
         }
         *end = '\0';
         if (end[1] == ':') {
-            port = strtol(end + 2, NULL, 10);
+            port = fa_lua_dns_port(end + 2);
         } else if (end[1] != '\0') {
             goto bad;
         }
@@ -79,7 +101,7 @@ fa_lua_dns_check(fa_conf_t *cf, const fa_str_t *server)
     } else {
         if ((colon = strchr(host, ':')) != NULL) {
             *colon = '\0';
-            port = strtol(colon + 1, NULL, 10);
+            port = fa_lua_dns_port(colon + 1);
         }
         if (inet_pton(AF_INET, host, &a4) != 1) {
             goto bad;
@@ -93,6 +115,18 @@ bad:
     fa_conf_error(cf, "lua_dns_server \"%.*s\": an address and an optional port, "
                   "as 127.0.0.1:53 or [::1]:53", (int) server->len, server->data);
     return FA_ERROR;
+}
+
+/* the directive's setter: a mistake is reported at its own line */
+char *
+fa_lua_dns_server_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf)
+{
+    char  *rv = fa_conf_set_str(cf, cmd, conf);
+
+    if (rv != FA_CONF_OK) {
+        return rv;
+    }
+    return fa_lua_dns_check(cf, &cf->args[1]) == FA_OK ? FA_CONF_OK : FA_CONF_ERROR;
 }
 
 
@@ -177,13 +211,20 @@ fa_lua_dns_init(fa_cycle_t *cycle, const fa_str_t *server, fa_msec_t timeout)
 
     memset(&opt, 0, sizeof(opt));
     opt.sock_state_cb = fa_lua_dns_sock_state;
-    opt.timeout = (int) fa_max(timeout / 2, 10);     /* two tries fit in lua_io_timeout */
+    /*
+     * Two tries fit in lua_io_timeout: c-ares doubles the wait for the
+     * second (a third, then two thirds), so its own timeout comes with
+     * the guard's rather than after it.
+     */
+    opt.timeout = (int) fa_max(timeout / 3, 10);
     opt.tries = 2;
+    opt.flags = ARES_FLAG_NOCHECKRESP;      /* SERVFAIL is SERVFAIL (see the top) */
     fa_lua_dns_log = cycle->log;
     fa_lua_dns_timeout = timeout;
     if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS
         || (rc = ares_init_options(&fa_lua_dns_channel, &opt,
-                                   ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES))
+                                   ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES
+                                   | ARES_OPT_FLAGS))
            != ARES_SUCCESS)
     {
         fa_log_error(FA_LOG_ERR, cycle->log, 0, "lua: c-ares: %s", ares_strerror(rc));
@@ -304,21 +345,28 @@ fa_lua_dns_push_txt(lua_State *co, unsigned char *abuf, int alen)
     return ARES_SUCCESS;
 }
 
+/*
+ * c-ares lists every PTR record in h_aliases, and the last one again as
+ * h_name: the aliases are the answer, in order; h_name only if there are
+ * none (a c-ares that would not list them).
+ */
 static int
 fa_lua_dns_push_ptr(lua_State *co, unsigned char *abuf, int alen)
 {
     struct hostent  *he;
-    int              rc = ares_parse_ptr_reply(abuf, alen, NULL, 0, AF_INET, &he);
+    int              rc = ares_parse_ptr_reply(abuf, alen, NULL, 0, AF_INET, &he), i;
 
     if (rc != ARES_SUCCESS) {
         return rc;
     }
     lua_newtable(co);
-    lua_pushstring(co, he->h_name);
-    lua_rawseti(co, -2, 1);
-    for (int i = 0; he->h_aliases && he->h_aliases[i]; i++) {
+    for (i = 0; he->h_aliases && he->h_aliases[i]; i++) {
         lua_pushstring(co, he->h_aliases[i]);
-        lua_rawseti(co, -2, i + 2);
+        lua_rawseti(co, -2, i + 1);
+    }
+    if (i == 0 && he->h_name) {
+        lua_pushstring(co, he->h_name);
+        lua_rawseti(co, -2, 1);
     }
     ares_free_hostent(he);
     return ARES_SUCCESS;
@@ -362,12 +410,21 @@ fa_lua_dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int 
         return;                                /* nobody is waiting any more */
     }
     call->io = NULL;
+    if (status == ARES_EDESTRUCTION) {
+        return;             /* the worker is going: no script runs from ares_destroy */
+    }
     if (call->timer.timer_set) {
         fa_event_del_timer(&call->timer);
     }
     co = call->co;
-    if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
-        lua_newtable(co);                      /* no such name, or no such record */
+    if (status == ARES_ENOTFOUND) {
+        lua_newtable(co);                      /* no such name */
+        lua_pushliteral(co, "not found");
+        fa_lua_dns_resume(call, 2);
+        return;
+    }
+    if (status == ARES_ENODATA) {
+        lua_newtable(co);                      /* the name, but no such record */
         fa_lua_dns_resume(call, 1);
         return;
     }
@@ -434,6 +491,11 @@ fa_lua_dns_reverse(const char *ip, char *out, size_t size)
     if (inet_pton(AF_INET6, ip, a) != 1 || size < 74) {
         return -1;
     }
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *) a)) {
+        /* ::ffff:192.0.2.7, session.ip on a dual-stack listener: its PTR is the IPv4 one */
+        fa_snprintf(out, size, "%u.%u.%u.%u.in-addr.arpa", a[15], a[14], a[13], a[12]);
+        return 0;
+    }
     for (int i = 15; i >= 0; i--) {
         n += fa_snprintf(out + n, size - n, "%x.%x.", a[i] & 0xf, a[i] >> 4);
     }
@@ -441,28 +503,58 @@ fa_lua_dns_reverse(const char *ip, char *out, size_t size)
     return 0;
 }
 
-static int
-fa_lua_dns_lookup(lua_State *L, int type)
+/*
+ * The name, checked: a string (not a number Lua would turn into one),
+ * 1 to 253 bytes, no NUL byte; for ptr an IP address, made the reverse name.
+ */
+static const char *
+fa_lua_dns_name(lua_State *L, const char *fn, int type, char *rev, size_t size)
 {
-    size_t               len;
-    const char          *name = luaL_checklstring(L, 1, &len);
+    size_t       len;
+    const char  *name;
+
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        luaL_error(L, "facteur.dns.%s: the name must be a string, not %s", fn,
+                   luaL_typename(L, 1));
+        return NULL;
+    }
+    name = lua_tolstring(L, 1, &len);
+    if (len == 0 || len > FA_LUA_DNS_NAME_MAX) {
+        luaL_error(L, "facteur.dns.%s: a name is 1 to %d bytes, not %d", fn,
+                   FA_LUA_DNS_NAME_MAX, (int) len);
+        return NULL;
+    }
+    if (memchr(name, '\0', len)) {
+        luaL_error(L, "facteur.dns.%s: a NUL byte in the name", fn);
+        return NULL;
+    }
+    if (type == ns_t_ptr) {
+        if (fa_lua_dns_reverse(name, rev, size) != 0) {
+            luaL_error(L, "facteur.dns.ptr: \"%s\" is not an IP address", name);
+            return NULL;
+        }
+        return rev;
+    }
+    return name;
+}
+
+static int
+fa_lua_dns_lookup(lua_State *L, const char *fn, int type)
+{
     fa_lua_call_t       *call = fa_lua_current(L);
     fa_lua_dns_query_t  *q;
+    const char          *name;
     char                 rev[80];
 
     if (call == NULL) {
-        return luaL_error(L, "facteur.dns: only inside a hook call");
+        return luaL_error(L, "facteur.dns.%s: only inside a hook call", fn);
     }
     if (!fa_lua_dns_ready) {
-        return luaL_error(L, "facteur.dns: no resolver in this worker (see the error log)");
+        return luaL_error(L, "facteur.dns.%s: no resolver in this worker (see the error log)",
+                          fn);
     }
-    if (type == ns_t_ptr) {
-        if (fa_lua_dns_reverse(name, rev, sizeof(rev)) != 0) {
-            return luaL_error(L, "facteur.dns.ptr: \"%s\" is not an IP address", name);
-        }
-        name = rev;
-    } else if (len == 0 || len > FA_LUA_DNS_NAME_MAX || memchr(name, '\0', len)) {
-        return luaL_error(L, "facteur.dns: a name is 1 to %d characters", FA_LUA_DNS_NAME_MAX);
+    if ((name = fa_lua_dns_name(L, fn, type, rev, sizeof(rev))) == NULL) {
+        return 0;                               /* not reached: luaL_error */
     }
     if ((q = fa_calloc(sizeof(*q), call->log)) == NULL) {
         return luaL_error(L, "facteur.dns: out of memory");
@@ -481,11 +573,11 @@ fa_lua_dns_lookup(lua_State *L, int type)
     return fa_lua_yield(L, call);
 }
 
-static int fa_lua_dns_a(lua_State *L) { return fa_lua_dns_lookup(L, ns_t_a); }
-static int fa_lua_dns_aaaa(lua_State *L) { return fa_lua_dns_lookup(L, ns_t_aaaa); }
-static int fa_lua_dns_mx(lua_State *L) { return fa_lua_dns_lookup(L, ns_t_mx); }
-static int fa_lua_dns_txt(lua_State *L) { return fa_lua_dns_lookup(L, ns_t_txt); }
-static int fa_lua_dns_ptr(lua_State *L) { return fa_lua_dns_lookup(L, ns_t_ptr); }
+static int fa_lua_dns_a(lua_State *L) { return fa_lua_dns_lookup(L, "a", ns_t_a); }
+static int fa_lua_dns_aaaa(lua_State *L) { return fa_lua_dns_lookup(L, "aaaa", ns_t_aaaa); }
+static int fa_lua_dns_mx(lua_State *L) { return fa_lua_dns_lookup(L, "mx", ns_t_mx); }
+static int fa_lua_dns_txt(lua_State *L) { return fa_lua_dns_lookup(L, "txt", ns_t_txt); }
+static int fa_lua_dns_ptr(lua_State *L) { return fa_lua_dns_lookup(L, "ptr", ns_t_ptr); }
 
 void
 fa_lua_dns_open(lua_State *L)

@@ -116,8 +116,13 @@ typedef struct {
     fa_uint_t           phase;
     fa_uint_t           next;           /* the next hook to look at */
     int                 vars_ref;       /* session.vars, or LUA_NOREF */
-    fa_str_t            quarantine;     /* the folder, for route */
-    void               *later_txn;      /* whose: NULL for the whole session */
+    /*
+     * Quarantine or discard, for route.  Kept by value and tied to the
+     * transaction by its id (unique): the transaction's pool is gone when
+     * it ends, and the next one may get the same address.
+     */
+    char                later_id[24];   /* whose txn: "" for the whole session */
+    char                quarantine[256];    /* the folder; "" with discard */
     unsigned            later:1;        /* quarantine or discard at route */
     unsigned            discard:1;
 } fa_lua_smtp_t;
@@ -142,6 +147,10 @@ void fa_lua_call_cancel(fa_lua_call_t *call);                  /* the session we
 void fa_lua_call_free(fa_lua_call_t *call);
 fa_lua_call_t *fa_lua_current(lua_State *L);                   /* the call L runs */
 int fa_lua_yield(lua_State *L, fa_lua_call_t *call);           /* for I/O functions */
+int fa_lua_where(lua_State *co, int level, char *buf, size_t size);     /* "x.lua:12" */
+int fa_lua_function_where(lua_State *co, int ref, char *buf, size_t size);
+int fa_lua_has_position(const char *msg);
+const char *fa_lua_printable(const char *in, size_t len, char *out, size_t size);
 
 /* fa_lua_api.c */
 int fa_lua_open_facteur(lua_State *L);
@@ -157,6 +166,7 @@ void fa_lua_kv_open(lua_State *L);
 
 /* fa_lua_dns.c */
 fa_int_t fa_lua_dns_check(fa_conf_t *cf, const fa_str_t *server);
+char *fa_lua_dns_server_set(fa_conf_t *cf, const fa_command_t *cmd, void *conf);
 fa_int_t fa_lua_dns_init(fa_cycle_t *cycle, const fa_str_t *server, fa_msec_t timeout);
 void fa_lua_dns_done(void);
 void fa_lua_dns_open(lua_State *L);

@@ -11,9 +11,11 @@
  * take the environment's writer lock for microseconds.  The environment is
  * opened MDB_NOSYNC: these are counters and first-seen times, not mail, and
  * a power loss that forgets the last seconds of them harms nobody; in
- * exchange a write costs no fsync.  A record is its expiry (8 bytes, 0:
- * never) then the value; an expired record reads as absent and is
- * overwritten by the next write.
+ * exchange a write costs no fsync.  A record is its expiry (8 bytes, in
+ * milliseconds since the epoch, 0: never) then the value; an expired record
+ * reads as absent and is overwritten by the next write.  Values are
+ * strings (a number is stored as its text, and read back as a string);
+ * other types are an error.
  */
 
 #include "fa_lua_int.h"
@@ -22,6 +24,8 @@
 #define FA_LUA_KV_MAP     (256 * 1024 * 1024)
 #define FA_LUA_KV_KEY_MAX 480            /* LMDB's default key limit is 511 */
 #define FA_LUA_KV_VAL_MAX (64 * 1024)
+
+#define FA_LUA_KV_TTL_MAX (10.0 * 366 * 86400)  /* seconds */
 
 #define FA_LUA_KV_SWEEP_EVERY  64      /* writes between two sweeps */
 #define FA_LUA_KV_SWEEP_STEP   128     /* records a sweep looks at */
@@ -88,6 +92,28 @@ fa_lua_kv_key(lua_State *L)
     return key;
 }
 
+static uint64_t
+fa_lua_kv_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* a ttl argument: seconds, 0 or none for ever; the expiry in ms, or an error */
+static uint64_t
+fa_lua_kv_expiry(lua_State *L, int idx)
+{
+    lua_Number  ttl = luaL_optnumber(L, idx, 0);
+
+    if (!(ttl >= 0 && ttl <= FA_LUA_KV_TTL_MAX)) {
+        luaL_error(L, "facteur.kv: a ttl is 0 (no expiry) to %d seconds",
+                   (int) FA_LUA_KV_TTL_MAX);
+    }
+    return ttl > 0 ? fa_lua_kv_now() + (uint64_t) (ttl * 1000 + 0.5) : 0;
+}
+
 /* the live value of a record, or NULL */
 static const char *
 fa_lua_kv_live(const MDB_val *val, size_t *len)
@@ -98,7 +124,7 @@ fa_lua_kv_live(const MDB_val *val, size_t *len)
         return NULL;
     }
     memcpy(&expiry, val->mv_data, 8);
-    if (expiry && expiry <= (uint64_t) time(NULL)) {
+    if (expiry && expiry <= fa_lua_kv_now()) {
         return NULL;
     }
     *len = val->mv_size - 8;
@@ -161,10 +187,9 @@ fa_lua_kv_sweep(MDB_txn *txn)
 
 static int
 fa_lua_kv_put(lua_State *L, MDB_txn *txn, MDB_val *key, const char *v, size_t len,
-    lua_Number ttl)
+    uint64_t expiry)
 {
     u_char   buf[8 + FA_LUA_KV_VAL_MAX];
-    uint64_t expiry = ttl > 0 ? (uint64_t) time(NULL) + (uint64_t) ttl : 0;
     MDB_val  val = { 8 + len, buf };
 
     if (len > FA_LUA_KV_VAL_MAX) {
@@ -190,13 +215,13 @@ fa_lua_kv_set(lua_State *L)
     MDB_val      key = fa_lua_kv_key(L);
     size_t       len;
     const char  *v = luaL_checklstring(L, 2, &len);
-    lua_Number   ttl = luaL_optnumber(L, 3, 0);
+    uint64_t     expiry = fa_lua_kv_expiry(L, 3);
     MDB_txn     *txn;
 
     if (mdb_txn_begin(fa_lua_kv_env, NULL, 0, &txn) != 0) {
         return luaL_error(L, "facteur.kv.set: the store cannot be written");
     }
-    return fa_lua_kv_put(L, txn, &key, v, len, ttl);
+    return fa_lua_kv_put(L, txn, &key, v, len, expiry);
 }
 
 /* read, add, write in one write transaction: atomic across the workers */
@@ -205,28 +230,35 @@ fa_lua_kv_incr(lua_State *L)
 {
     MDB_val      key = fa_lua_kv_key(L), val;
     lua_Integer  n = luaL_optinteger(L, 2, 1);
-    lua_Number   ttl = luaL_optnumber(L, 3, 0);
+    uint64_t     expiry = fa_lua_kv_expiry(L, 3);
     lua_Integer  cur = 0;
     MDB_txn     *txn;
     const char  *v;
     size_t       len;
-    char         num[32];
-    uint64_t     expiry = 0;
+    char         num[32], *end;
 
     if (mdb_txn_begin(fa_lua_kv_env, NULL, 0, &txn) != 0) {
         return luaL_error(L, "facteur.kv.incr: the store cannot be written");
     }
     if (mdb_get(txn, fa_lua_kv_dbi, &key, &val) == 0 && (v = fa_lua_kv_live(&val, &len))) {
         fa_snprintf(num, sizeof(num), "%.*s", (int) fa_min(len, sizeof(num) - 1), v);
-        cur = strtoll(num, NULL, 10);
+        errno = 0;
+        cur = strtoll(num, &end, 10);
+        if (len == 0 || len >= sizeof(num) || *end != '\0' || errno != 0) {
+            mdb_txn_abort(txn);
+            return luaL_error(L, "facteur.kv.incr: the value of \"%s\" is not an integer",
+                              lua_tostring(L, 1));
+        }
         memcpy(&expiry, val.mv_data, 8);      /* an existing window keeps its end */
+    }
+    if ((n > 0 && cur > INT64_MAX - n) || (n < 0 && cur < INT64_MIN - n)) {
+        mdb_txn_abort(txn);
+        return luaL_error(L, "facteur.kv.incr: the value of \"%s\" would overflow",
+                          lua_tostring(L, 1));
     }
     cur += n;
     len = fa_snprintf(num, sizeof(num), "%lld", (long long) cur);
-    if (expiry) {
-        ttl = (lua_Number) (expiry - (uint64_t) time(NULL));
-    }
-    fa_lua_kv_put(L, txn, &key, num, len, ttl);
+    fa_lua_kv_put(L, txn, &key, num, len, expiry);
     lua_pushinteger(L, cur);
     return 1;
 }

@@ -58,7 +58,7 @@ static const fa_command_t  fa_lua_commands[] = {
       offsetof(fa_lua_conf_t, io_timeout), &fa_lua_io_bounds },
     { "lua_kv_path", "main", FA_CONF_TAKE1, fa_conf_set_path,
       offsetof(fa_lua_conf_t, kv_path), NULL },
-    { "lua_dns_server", "main", FA_CONF_TAKE1, fa_conf_set_str,
+    { "lua_dns_server", "main", FA_CONF_TAKE1, fa_lua_dns_server_set,
       offsetof(fa_lua_conf_t, dns_server), NULL },
     fa_null_command
 };
@@ -283,6 +283,43 @@ fa_lua_set_package_path(lua_State *L, const fa_str_t *path)
     return 0;
 }
 
+#if FA_LUA_LUAJIT
+/* package[table][name] = nil */
+static void
+fa_lua_unset(lua_State *L, const char *table, const char *name)
+{
+    lua_getglobal(L, "package");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, table);
+        if (lua_istable(L, -1)) {
+            lua_pushnil(L);
+            lua_setfield(L, -2, name);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+#endif
+
+static int
+fa_lua_removed(lua_State *L)
+{
+    return luaL_error(L, "%s", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* lib.name becomes a function that says why it is not there */
+static void
+fa_lua_remove(lua_State *L, const char *lib, const char *name, const char *why)
+{
+    lua_getglobal(L, lib);
+    if (lua_istable(L, -1)) {
+        lua_pushfstring(L, "%s.%s is not available to scripts: %s", lib, name, why);
+        lua_pushcclosure(L, fa_lua_removed, 1);
+        lua_setfield(L, -2, name);
+    }
+    lua_pop(L, 1);
+}
+
 /* a state with the standard libraries and the facteur table; NULL: no memory */
 static lua_State *
 fa_lua_new_state(const fa_lua_conf_t *conf)
@@ -297,17 +334,25 @@ fa_lua_new_state(const fa_lua_conf_t *conf)
     /*
      * Hooks do not run inside traces: the budget needs the interpreter.
      * After luaL_openlibs, whose jit library turns the compiler on; and
-     * without that library, so no script turns it on again.
+     * without that library, so no script turns it on again.  Nor ffi,
+     * which calls any C function (luaJIT_setmode among them) and runs C
+     * no budget sees.
      */
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_pushnil(L);
     lua_setglobal(L, "jit");
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "jit");
-    lua_pop(L, 2);
+    fa_lua_unset(L, "loaded", "jit");
+    fa_lua_unset(L, "preload", "ffi");
+    fa_lua_unset(L, "preload", "jit.util");
+    fa_lua_unset(L, "preload", "jit.profile");
 #endif
+    /*
+     * The budget's count hook is the only hook: debug.sethook() would
+     * take it away (for every coroutine, under LuaJIT).  os.exit() would
+     * end the worker and every session in it.
+     */
+    fa_lua_remove(L, "debug", "sethook", "the instruction budget needs the only hook");
+    fa_lua_remove(L, "os", "exit", "it would end the worker and every session in it");
     fa_lua_set_package_path(L, &conf->package_path);
     lua_pushcfunction(L, fa_lua_open_facteur);
     lua_call(L, 0, 1);
@@ -318,33 +363,61 @@ fa_lua_new_state(const fa_lua_conf_t *conf)
 /*
  * Load FILE into L: compile it, run its top level under the budget, keep
  * the function it returns in the registry.  FA_OK and *ref, or FA_ERROR
- * with the reason in err ("lua/x.lua:3: '=' expected near 'y'").
+ * with the reason in err ("lua/x.lua:3: '=' expected near 'y'").  The top
+ * level runs in a coroutine so that, when it fails, its stack is still
+ * there to say where (error({}), a memory error).
  */
 static fa_int_t
 fa_lua_load_file(lua_State *L, const fa_str_t *file, int *ref, char *err, size_t size)
 {
-    int  rc;
+    lua_State   *co;
+    const char  *msg;
+    char         where[128], text[768];
+    size_t       len;
+    int          rc;
 
-    fa_lua_load_begin(L);
-    rc = luaL_loadfile(L, (char *) file->data);
+    fa_lua_load_begin(L);                /* before the thread: it inherits the hook */
+    co = lua_newthread(L);
+    rc = luaL_loadfile(co, (char *) file->data);
     if (rc == FA_LUA_OK) {
-        rc = lua_pcall(L, 0, 1, 0);
+#if LUA_VERSION_NUM >= 504
+        int  nres;
+        rc = lua_resume(co, NULL, 0, &nres);
+#else
+        rc = lua_resume(co, 0);
+#endif
+        if (rc == LUA_YIELD) {
+            lua_pushstring(co, "the top level of a script may not yield");
+        }
     }
     fa_lua_load_end(L);
     if (rc != FA_LUA_OK) {
-        fa_snprintf(err, size, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
-                                                          : "an error that is not a string");
+        if ((msg = lua_tolstring(co, -1, &len)) == NULL) {
+            fa_snprintf(where, sizeof(where), "an error object that is a %s, not a message",
+                        luaL_typename(co, -1));
+            msg = where;
+            len = strlen(where);
+        }
+        fa_lua_printable(msg, len, text, sizeof(text));
+        if (!fa_lua_has_position(text) && fa_lua_where(co, 0, where, sizeof(where))) {
+            fa_snprintf(err, size, "%s (at %s)", text, where);
+        } else {
+            fa_snprintf(err, size, "%s", text);
+        }
         lua_pop(L, 1);
         return FA_ERROR;
     }
-    if (!lua_isfunction(L, -1)) {
+    lua_settop(co, 1);
+    if (!lua_isfunction(co, 1)) {
         fa_snprintf(err, size, "%s: the script returns a %s, not the hook function "
                     "(end it with \"return function(...) ... end\")",
-                    (char *) file->data, luaL_typename(L, -1));
+                    (char *) file->data, luaL_typename(co, 1));
         lua_pop(L, 1);
         return FA_ERROR;
     }
+    lua_xmove(co, L, 1);
     *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);                       /* the thread */
     return FA_OK;
 }
 
@@ -365,6 +438,31 @@ fa_lua_check_hook(fa_conf_t *cf, lua_State *L, fa_lua_hook_t *h)
 }
 
 /* every script compiles and returns a function, in a state thrown away */
+/*
+ * The global hooks of a phase run before a domain's, whatever the order of
+ * the blocks in the files (domains.d/ is often included first): a stable
+ * partition, each group keeping its configuration order.
+ */
+static fa_int_t
+fa_lua_globals_first(fa_conf_t *cf, fa_array_t *hooks)
+{
+    fa_lua_hook_t  *h = hooks->elts, *sorted;
+    fa_uint_t       n = 0;
+
+    if ((sorted = fa_palloc(cf->pool, hooks->nelts * sizeof(*h))) == NULL) {
+        return FA_ERROR;
+    }
+    for (int domain = 0; domain < 2; domain++) {
+        for (fa_uint_t i = 0; i < hooks->nelts; i++) {
+            if ((h[i].domain.len != 0) == domain) {
+                sorted[n++] = h[i];
+            }
+        }
+    }
+    memcpy(h, sorted, n * sizeof(*h));
+    return FA_OK;
+}
+
 static fa_int_t
 fa_lua_init_conf(fa_conf_t *cf)
 {
@@ -375,6 +473,9 @@ fa_lua_init_conf(fa_conf_t *cf)
 
     if (h == NULL && !conf->has_auth) {
         return FA_OK;
+    }
+    if (h && fa_lua_globals_first(cf, conf->hooks) != FA_OK) {
+        return FA_ERROR;
     }
     fa_lua_set_limits(conf->budget, conf->memory);
     if ((L = fa_lua_new_state(conf)) == NULL) {

@@ -8,6 +8,9 @@
  *   if spam:match(subject) then ... end          -- true, or false
  *   local s, e, user = re:find(text [, init])     -- positions and captures, or nil
  *
+ * find() gives every group of the pattern, nil for one that took no part;
+ * a negative init counts from the end, as string.find's.
+ *
  * A subject is matched with a bounded match limit, so a pathological
  * pattern costs an error, not a stalled worker.
  */
@@ -32,6 +35,10 @@ fa_lua_regex_gc(lua_State *L)
 {
     fa_lua_regex_t  *re = luaL_checkudata(L, 1, FA_LUA_REGEX_MT);
 
+    if (re->code && fa_lua_regex_count > 0) {
+        /* the states checked at load are closed in the master, whose count workers inherit */
+        fa_lua_regex_count--;
+    }
     pcre2_match_data_free(re->md);
     pcre2_code_free(re->code);
     re->md = NULL;
@@ -93,6 +100,9 @@ fa_lua_regex_find(lua_State *L)
     PCRE2_SIZE      *ov;
     int              rc;
 
+    if (init < 0) {
+        init = (lua_Integer) len + init + 1 < 1 ? 1 : (lua_Integer) len + init + 1;  /* as string.find */
+    }
     if (init < 1 || (size_t) init > len + 1) {
         lua_pushnil(L);
         return 1;
@@ -102,7 +112,13 @@ fa_lua_regex_find(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
+    /*
+     * Every group of the pattern, an unset one as nil: rc counts only up
+     * to the last group set, and "(x)?y" must give its one capture.
+     */
     ov = pcre2_get_ovector_pointer(re->md);
+    rc = (int) pcre2_get_ovector_count(re->md);
+    luaL_checkstack(L, rc + 1, "facteur.regex: too many captures");
     lua_pushinteger(L, (lua_Integer) ov[0] + 1);
     lua_pushinteger(L, (lua_Integer) ov[1]);
     for (int i = 1; i < rc; i++) {
@@ -126,9 +142,12 @@ fa_lua_regex_new(lua_State *L)
     PCRE2_SIZE       off;
     int              err;
 
-    /* the cache: "flags/pattern" -> the compiled object */
+    /* the cache: "flags/pattern" -> the compiled object (a pattern may hold a NUL) */
     lua_getfield(L, LUA_REGISTRYINDEX, FA_LUA_REGEX_CACHE);
-    lua_pushfstring(L, "%s/%s", flags, pattern);
+    lua_pushstring(L, flags);
+    lua_pushliteral(L, "/");
+    lua_pushlstring(L, pattern, plen);
+    lua_concat(L, 3);
     lua_pushvalue(L, -1);
     lua_rawget(L, -3);
     if (!lua_isnil(L, -1)) {

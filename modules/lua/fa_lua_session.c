@@ -152,7 +152,7 @@ fa_lua_session_index(lua_State *L)
     } else if (strcmp(k, "local_port") == 0) {
         lua_pushinteger(L, fa_lua_local_port(s->c));
     } else if (strcmp(k, "id") == 0) {
-        lua_pushnumber(L, (lua_Number) s->c->id);
+        lua_pushinteger(L, (lua_Integer) s->c->id);
     } else if (strcmp(k, "helo") == 0) {
         fa_lua_push_str(L, &s->helo);
     } else if (strcmp(k, "user") == 0) {
@@ -222,11 +222,14 @@ fa_lua_txn_recipients(lua_State *L)
 {
     fa_smtp_txn_t   *t = fa_lua_txn_check(L);
     fa_smtp_rcpt_t  *r = t->rcpts.elts;
+    int              n = 0;
 
     lua_createtable(L, (int) t->rcpts.nelts, 0);
     for (fa_uint_t i = 0; i < t->rcpts.nelts; i++) {
-        fa_lua_push_rcpt(L, &r[i]);
-        lua_rawseti(L, -2, (int) i + 1);
+        if (!r[i].removed) {
+            fa_lua_push_rcpt(L, &r[i]);
+            lua_rawseti(L, -2, ++n);
+        }
     }
     return 1;
 }
@@ -258,6 +261,9 @@ fa_lua_each_rcpt(lua_State *L, fa_lua_smtp_t *st, int idx, fa_lua_rcpt_pt fn, vo
         n += fn(L, st, st->s->rcpt, arg) == 0;
     }
     for (fa_uint_t i = 0; i < t->rcpts.nelts; i++) {
+        if (r[i].removed) {
+            continue;                       /* a hook took it out: gone for the others */
+        }
         if (want.len == 0 || (r[i].addr.address.len == want.len
                               && fa_str_casecmp(&r[i].addr.address, (char *) want.data) == 0))
         {
@@ -294,7 +300,7 @@ fa_lua_txn_remove_recipient(lua_State *L)
 
     for (fa_uint_t i = t->rcpts.nelts; i-- > 0; ) {
         r = (fa_smtp_rcpt_t *) t->rcpts.elts + i;
-        if (r->addr.address.len == addr.len
+        if (!r->removed && r->addr.address.len == addr.len
             && fa_str_casecmp(&r->addr.address, (char *) addr.data) == 0)
         {
             fa_smtp_rcpt_remove(t, i);
@@ -314,9 +320,14 @@ static int
 fa_lua_rewrite_one(lua_State *L, fa_lua_smtp_t *st, fa_smtp_rcpt_t *r, void *arg)
 {
     fa_lua_rewrite_t  *rw = arg;
+    const char        *err = NULL;
 
     (void) L;
-    return fa_smtp_rcpt_rewrite(st->s, r, &rw->to, &rw->err) == FA_OK ? 0 : -1;
+    if (fa_smtp_rcpt_rewrite(st->s, r, &rw->to, &err) != FA_OK) {
+        rw->err = err ? err : "cannot be rewritten";
+        return -1;
+    }
+    return 0;                /* err may hold a stale default: only a failure sets it */
 }
 
 /* txn:rewrite_recipient(old, new) and txn:redirect(new [, old]) */
@@ -594,8 +605,8 @@ fa_lua_txn_body(lua_State *L)
     if (max < 0 || max > FA_LUA_BODY_MAX) {
         return luaL_error(L, "txn:body: max is 0 to %d bytes", FA_LUA_BODY_MAX);
     }
-    if (fa_smtp_body_size(t) == 0) {
-        lua_pushliteral(L, "");
+    if (fa_smtp_body_size(t) == 0 || max == 0) {
+        lua_pushliteral(L, "");            /* a string, never nil: "#txn:body(0)" works */
         return 1;
     }
     return fa_lua_push_body(L, t, 0, (size_t) max);
@@ -676,7 +687,7 @@ fa_lua_txn_index(lua_State *L)
     } else if (strcmp(k, "sender") == 0) {
         fa_lua_push_str(L, &s->txn->from.address);
     } else if (strcmp(k, "size") == 0) {
-        lua_pushnumber(L, (lua_Number) s->txn->size);
+        lua_pushinteger(L, (lua_Integer) s->txn->size);
     } else if (strcmp(k, "recipient") == 0) {
         if (o->st->phase == FA_SMTP_PHASE_RCPT && s->rcpt) {
             fa_lua_push_rcpt(L, s->rcpt);

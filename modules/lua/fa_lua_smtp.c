@@ -106,7 +106,7 @@ fa_lua_smtp_domain_ok(const fa_lua_hook_t *h, fa_smtp_session_t *s, fa_smtp_phas
     case FA_SMTP_PHASE_ROUTE:
         r = s->txn ? s->txn->rcpts.elts : NULL;
         for (fa_uint_t i = 0; r && i < s->txn->rcpts.nelts; i++) {
-            if (fa_lua_same_domain(&r[i].addr.domain, &h->domain)) {
+            if (!r[i].removed && fa_lua_same_domain(&r[i].addr.domain, &h->domain)) {
                 return 1;
             }
         }
@@ -181,15 +181,24 @@ fa_lua_smtp_text(fa_lua_smtp_t *st, const char *text, const char *status)
     return out;
 }
 
+/* a greeting is 220, 421 or 554 (RFC 5321 4.3.2): 451 is for the commands */
+static fa_uint_t
+fa_lua_smtp_fail_code(fa_uint_t phase)
+{
+    return phase == FA_SMTP_PHASE_CONNECT ? 421 : 451;
+}
+
 static fa_smtp_verdict_t
 fa_lua_smtp_fail(fa_lua_call_t *call, fa_smtp_answer_t *a, const char *why)
 {
+    fa_lua_smtp_t  *st = call->data;
+
     if (why) {
         fa_log_error(FA_LOG_ERR, call->log, 0, "lua hook %s failed: %s",
                      (char *) call->hook->file.data, why);
     }
     a->verdict = FA_SMTP_DEFER;
-    a->code = 451;
+    a->code = fa_lua_smtp_fail_code(st->phase);
     a->text = fa_lua_smtp_failed;
     return FA_SMTP_DEFER;
 }
@@ -198,20 +207,30 @@ fa_lua_smtp_fail(fa_lua_call_t *call, fa_smtp_answer_t *a, const char *why)
 static void
 fa_lua_smtp_remember(fa_lua_smtp_t *st, const char *folder)
 {
-    fa_pool_t  *pool = st->s->txn ? st->s->txn->pool : st->s->c->pool;
-    size_t      n = folder ? strlen(folder) : 0;
-
-    st->later_txn = st->s->txn;
+    fa_snprintf(st->later_id, sizeof(st->later_id), "%s", st->s->txn ? st->s->txn->id : "");
+    fa_snprintf(st->quarantine, sizeof(st->quarantine), "%s", folder ? folder : "");
     st->discard = folder == NULL;
-    st->quarantine.len = 0;
-    if (folder && (st->quarantine.data = fa_pnalloc(pool, n)) != NULL) {
-        memcpy(st->quarantine.data, folder, n);
-        st->quarantine.len = n;
-    }
     st->later = 1;
 }
 
 /* the call's verdict into *a; the call is freed */
+/*
+ * A verdict without a code gets the phase's usual one (docs/smtp.md): 554
+ * and 421 for a greeting, 535 and 454 for AUTH (RFC 4954), 550 and 451
+ * elsewhere.
+ */
+static fa_uint_t
+fa_lua_smtp_default_code(fa_smtp_verdict_t v, fa_smtp_phase_t phase, fa_uint_t def)
+{
+    if (v == FA_SMTP_REJECT) {
+        return phase == FA_SMTP_PHASE_CONNECT ? 554 : phase == FA_SMTP_PHASE_AUTH ? 535 : 550;
+    }
+    if (v == FA_SMTP_DEFER) {
+        return phase == FA_SMTP_PHASE_CONNECT ? 421 : phase == FA_SMTP_PHASE_AUTH ? 454 : 451;
+    }
+    return def;
+}
+
 static fa_smtp_verdict_t
 fa_lua_smtp_answer(fa_lua_smtp_t *st, fa_lua_call_t *call, fa_smtp_answer_t *a)
 {
@@ -251,9 +270,13 @@ fa_lua_smtp_answer(fa_lua_smtp_t *st, fa_lua_call_t *call, fa_smtp_answer_t *a)
                         : "accept (2xx)");
             v = fa_lua_smtp_fail(call, a, why);
         } else {
+            char  status[8];
             a->verdict = v;
-            a->code = call->code ? call->code : codes[v].def;
-            a->text = fa_lua_smtp_text(st, call->text, codes[v].status);
+            a->code = call->code ? call->code : fa_lua_smtp_default_code(v, phase, codes[v].def);
+            /* the status's class is the code's: disconnect(554, "...") is 5.7.0 */
+            fa_snprintf(status, sizeof(status), "%s", codes[v].status);
+            status[0] = (char) ('0' + a->code / 100);
+            a->text = fa_lua_smtp_text(st, call->text, status);
         }
     }
     fa_lua_call_free(call);
@@ -266,19 +289,26 @@ fa_lua_smtp_apply_later(fa_lua_smtp_t *st)
 {
     fa_smtp_txn_t   *t = st->s->txn;
     fa_smtp_rcpt_t  *r;
+    fa_str_t         folder;
 
-    if (!st->later || t == NULL || (st->later_txn != NULL && st->later_txn != t)) {
+    if (!st->later || t == NULL || (st->later_id[0] && strcmp(st->later_id, t->id) != 0)) {
         return;
     }
+    /* in the transaction's pool: the delivery may outlive the session */
+    folder.len = st->discard ? 0 : strlen(st->quarantine);
+    if ((folder.data = fa_pnalloc(t->pool, folder.len + 1)) == NULL) {
+        return;
+    }
+    memcpy(folder.data, st->quarantine, folder.len);
     r = t->rcpts.elts;
     for (fa_uint_t i = 0; i < t->rcpts.nelts; i++) {
         if (st->discard) {
             r[i].route = FA_SMTP_ROUTE_DISCARD;
         } else if (r[i].route == FA_SMTP_ROUTE_LOCAL) {
-            r[i].mailbox = st->quarantine;
+            r[i].mailbox = folder;
         }
     }
-    if (st->later_txn) {
+    if (st->later_id[0]) {
         st->later = 0;                     /* the transaction's own: done with it */
     }
 }
@@ -305,7 +335,7 @@ fa_lua_smtp_run(fa_lua_smtp_t *st, fa_smtp_answer_t *a)
                : fa_lua_call_new(hk, hk->ref, st->s->c->log, fa_lua_smtp_done, st);
         if (call == NULL) {
             a->verdict = FA_SMTP_DEFER;
-            a->code = 451;
+            a->code = fa_lua_smtp_fail_code(st->phase);
             a->text = fa_lua_smtp_failed;
             return FA_SMTP_DEFER;
         }
@@ -342,7 +372,7 @@ fa_lua_smtp_handler(fa_smtp_session_t *s, fa_smtp_phase_t phase, void *data,
     fa_smtp_verdict_t   v;
 
     if (st == NULL || fa_lua_state() == NULL) {
-        answer->code = 451;
+        answer->code = fa_lua_smtp_fail_code(phase);
         answer->text = fa_lua_smtp_failed;
         return FA_SMTP_DEFER;
     }

@@ -58,9 +58,14 @@ fa_pop3_err(fa_pop3_session_t *s, const char *fmt, ...)
 void
 fa_pop3_logout_line(fa_pop3_session_t *s, const char *why)
 {
+    fa_auth_client_t  client = { "pop3", s->c->addr_text };
+    fa_str_t          user = { s->user_len, (u_char *) s->user };
+
     if (s->user_len == 0) {
         return;
     }
+    /* the logout hooks, now: user_len = 0 below keeps the cleanup from it */
+    fa_auth_logout(&client, &user);
     fa_log_error(FA_LOG_INFO, s->c->log, 0, "pop3 logout: %s, user=<%s>, retr=%lu/%llu, "
                  "del=%lu/%lu, in=%llu, out=%llu, session=%.3fs", why, s->user,
                  (unsigned long) s->retrieved, (unsigned long long) s->retrieved_bytes,

@@ -98,6 +98,13 @@ typedef struct {
     /* LMTP: this recipient's own reply after DATA */
     fa_uint_t           code;
     const char         *status;       /* "2.0.0 ..." */
+    /*
+     * LMTP answers once per RCPT the client gave, so a hook's edits keep
+     * that count: a recipient a hook added gets no reply of its own, and
+     * one it removed stays in the list, routed nowhere, and is answered.
+     */
+    unsigned            added:1;      /* by fa_smtp_rcpt_add() */
+    unsigned            removed:1;    /* by fa_smtp_rcpt_remove(): hooks no longer see it */
 } fa_smtp_rcpt_t;
 
 typedef struct {
@@ -174,7 +181,8 @@ fa_int_t fa_smtp_header_replace(fa_smtp_txn_t *t, const fa_str_t *name,
  * queue) but without the relay rule: forwarding a message is the
  * operator's decision, written in the operator's script.  NULL or not
  * FA_OK with *err saying why ("5.1.1 <x@y>: ... User unknown", "not an
- * address").  Remove is by index in txn->rcpts.
+ * address").  Remove is by index in txn->rcpts: a recipient the client
+ * gave is only marked removed (route DISCARD), one a hook added goes.
  */
 fa_smtp_rcpt_t *fa_smtp_rcpt_add(fa_smtp_session_t *s, const fa_str_t *address,
     const char **err);

@@ -75,16 +75,46 @@ fa_smtp_auth_failed(fa_smtp_session_t *s, fa_uint_t code, const char *text)
                        fa_max(p->conf->auth_failure_delay * (fa_msec_t) p->auth_failures, 1));
 }
 
+/* a hook's text for the delayed answer: one line, in the session's pool */
+static const char *
+fa_smtp_auth_hook_text(fa_smtp_session_t *s, const fa_smtp_answer_t *a, const char *def)
+{
+    size_t   n = 0;
+    char    *text;
+
+    if (a->text.len == 0 || (text = fa_pnalloc(s->c->pool, a->text.len + 1)) == NULL) {
+        return def;
+    }
+    /* up to the first line end: the text is a fa_str_t, no NUL to stop a strcspn */
+    while (n < a->text.len && a->text.data[n] != '\r' && a->text.data[n] != '\n') {
+        n++;
+    }
+    memcpy(text, a->text.data, n);
+    text[n] = '\0';
+    return text;
+}
+
 static void
 fa_smtp_auth_phase_done(fa_smtp_session_t *s, fa_smtp_answer_t *a)
 {
-    if (a->verdict == FA_SMTP_REJECT || a->verdict == FA_SMTP_DEFER
-        || a->verdict == FA_SMTP_DISCONNECT)
-    {
+    int  defer = a->verdict == FA_SMTP_DEFER;
+
+    if (a->verdict == FA_SMTP_DISCONNECT) {
+        /* the hook wants the client gone: no delay, no second try */
         s->user.len = 0;
-        fa_smtp_auth_failed(s, a->verdict == FA_SMTP_DEFER ? 454 : 535,
-                            a->verdict == FA_SMTP_DEFER ? "4.7.0 Temporary authentication failure"
-                                                        : "5.7.8 Authentication credentials invalid");
+        fa_smtp_count_reject("auth");
+        fa_smtp_reply_answer(s, a, 421, "4.7.0 Closing connection");
+        fa_smtp_priv(s)->closing = 1;
+        fa_smtp_continue(s);
+        return;
+    }
+    if (a->verdict == FA_SMTP_REJECT || defer) {
+        /* a refusal by a hook is a failure like a wrong password, in its own words */
+        s->user.len = 0;
+        fa_smtp_auth_failed(s, a->code >= 400 && a->code <= 599 ? a->code : defer ? 454 : 535,
+                            fa_smtp_auth_hook_text(s, a, defer
+                                ? "4.7.0 Temporary authentication failure"
+                                : "5.7.8 Authentication credentials invalid"));
         return;
     }
     fa_log_error(FA_LOG_INFO, s->c->log, 0, "authenticated as %.*s", (int) s->user.len,

@@ -33,12 +33,17 @@ enum {
 
 static void fa_smtp_data_end(fa_smtp_session_t *s);
 
-/* the reply to the message: once, or (LMTP) once per recipient */
+/* the reply to the message: once, or (LMTP) once per RCPT the client gave */
 static void
 fa_smtp_data_reply(fa_smtp_session_t *s, const fa_smtp_answer_t *a, fa_uint_t code,
     const char *text)
 {
-    fa_uint_t  n = s->role == FA_SMTP_ROLE_LMTP && s->txn ? s->txn->rcpts.nelts : 1;
+    fa_smtp_rcpt_t  *r = s->txn ? s->txn->rcpts.elts : NULL;
+    fa_uint_t        n = 0;
+
+    for (fa_uint_t i = 0; s->role == FA_SMTP_ROLE_LMTP && r && i < s->txn->rcpts.nelts; i++) {
+        n += !r[i].added;                  /* a hook's recipient has no reply of its own */
+    }
 
     for (fa_uint_t i = 0; i < fa_max(n, (fa_uint_t) 1); i++) {
         fa_smtp_reply_answer(s, a, code, text);

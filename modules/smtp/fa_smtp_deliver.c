@@ -125,7 +125,7 @@ fa_smtp_queue_add(fa_smtp_delivery_t *dl, fa_uint_t rcpt, const fa_str_t *addres
 /* an alias's targets, recursively: local users, or the queue for the others */
 static fa_int_t
 fa_smtp_expand(fa_smtp_delivery_t *dl, fa_smtp_session_t *s, const fa_str_t *address,
-    fa_uint_t rcpt, fa_uint_t depth, fa_uint_t *count)
+    const fa_str_t *folder, fa_uint_t rcpt, fa_uint_t depth, fa_uint_t *count)
 {
     static const fa_str_t  inbox = fa_string("INBOX");
     fa_auth_resolved_t     res;
@@ -149,11 +149,12 @@ fa_smtp_expand(fa_smtp_delivery_t *dl, fa_smtp_session_t *s, const fa_str_t *add
         return FA_ERROR;
     }
     if (res.kind == FA_AUTH_RESOLVED_USER) {
-        return fa_smtp_dest_add(dl, &res.user, res.detail.len ? &res.detail : &inbox,
-                                rcpt, NULL);
+        /* a folder a hook chose for the alias (txn:deliver, quarantine) wins */
+        return fa_smtp_dest_add(dl, &res.user, folder ? folder : res.detail.len ? &res.detail
+                                : &inbox, rcpt, NULL);
     }
     for (fa_uint_t i = 0; i < res.ntargets; i++) {
-        if (fa_smtp_expand(dl, s, &res.targets[i], rcpt, depth + 1, count) != FA_OK) {
+        if (fa_smtp_expand(dl, s, &res.targets[i], folder, rcpt, depth + 1, count) != FA_OK) {
             return FA_ERROR;
         }
     }
@@ -188,7 +189,8 @@ fa_smtp_plan(fa_smtp_delivery_t *dl, fa_smtp_session_t *s)
             fa_snprintf((char *) full.data, full.len + 1, "%.*s@%.*s",
                         (int) r[i].addr.local.len, r[i].addr.local.data,
                         (int) r[i].addr.domain.len, r[i].addr.domain.data);
-            rc = fa_smtp_expand(dl, s, &full, i, 0, &count);
+            rc = fa_smtp_expand(dl, s, &full, r[i].mailbox.len ? &r[i].mailbox : NULL, i, 0,
+                                &count);
             break;
         }
     }
@@ -498,7 +500,7 @@ fa_smtp_log_sent(fa_smtp_session_t *s)
 {
     fa_smtp_txn_t   *t = s->txn;
     fa_smtp_rcpt_t  *r = t->rcpts.elts;
-    char             to[1024];
+    char             to[1024] = "(none)";
     size_t           n = 0;
 
     for (fa_uint_t i = 0; i < t->rcpts.nelts && n + 8 < sizeof(to); i++) {
@@ -508,11 +510,12 @@ fa_smtp_log_sent(fa_smtp_session_t *s)
         n += fa_snprintf(to + n, sizeof(to) - n, "%s<%.*s>", n ? "," : "",
                          (int) fa_min(r[i].addr.address.len, 300), r[i].addr.address.data);
     }
+    /* hooks that removed every recipient: accepted, and delivered nowhere */
     fa_log_error(FA_LOG_NOTICE, s->c->log, 0, "%s: from=<%.*s>, to=%s, size=%llu, tls=%s, "
-                 "delay=%.3f, status=sent", t->id, (int) fa_min(t->from.address.len, 300),
+                 "delay=%.3f, status=%s", t->id, (int) fa_min(t->from.address.len, 300),
                  t->from.address.data, to, (unsigned long long) t->size,
                  s->c->ssl ? fa_ssl_protocol(s->c) : "none",
-                 (double) (fa_current_msec - t->start) / 1000.0);
+                 (double) (fa_current_msec - t->start) / 1000.0, n ? "sent" : "discarded");
     fa_stat_inc(fa_smtp_stat_messages);
     fa_stat_add(fa_smtp_stat_bytes, (int64_t) t->size);
     fa_stat_add(fa_smtp_stat_rcpts, (int64_t) t->rcpts.nelts);

@@ -57,9 +57,12 @@ fa_smtp_reply_answer(fa_smtp_session_t *s, const fa_smtp_answer_t *a, fa_uint_t 
     fa_uint_t  c = a && a->code >= 200 && a->code <= 599 ? a->code : code;
 
     if (a && a->text.len) {
-        /* one line: a hook's text never breaks the protocol */
-        size_t n = strcspn((char *) a->text.data, "\r\n");
-        return fa_smtp_reply(s, c, "%.*s", (int) fa_min(n, a->text.len), a->text.data);
+        /* one line: a hook's text never breaks the protocol (and has no NUL to stop at) */
+        size_t n = 0;
+        while (n < a->text.len && a->text.data[n] != '\r' && a->text.data[n] != '\n') {
+            n++;
+        }
+        return fa_smtp_reply(s, c, "%.*s", (int) n, a->text.data);
     }
     return fa_smtp_reply(s, c, "%s", text);
 }
@@ -301,6 +304,24 @@ fa_smtp_early_talker(fa_smtp_session_t *s)
     fa_conn_close_after_flush(s->c);
 }
 
+/*
+ * The peer sent its FIN and left nothing to read: it is gone, rather than
+ * half-closed behind pipelined commands.  Over TLS the bytes are records
+ * (a close_notify, say): the next read tells.
+ */
+static int
+fa_smtp_client_gone(fa_connection_t *c)
+{
+    char     ch;
+    ssize_t  n;
+
+    if (c->ssl) {
+        return 0;
+    }
+    n = recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void
 fa_smtp_read_handler(fa_event_t *rev)
 {
@@ -319,6 +340,13 @@ fa_smtp_read_handler(fa_event_t *rev)
     }
     if (p->tls_wait) {
         return;                          /* input after STARTTLS waits for TLS */
+    }
+    if (p->waiting && rev->eof && fa_smtp_client_gone(c)) {
+        /* a hook waits (DNS, a sleep) for an answer nobody will read: stop it now */
+        fa_log_error(FA_LOG_INFO, c->log, 0, "client closed the connection while a %s "
+                     "hook waited", fa_smtp_phase_name(p->phase));
+        fa_conn_close(c);
+        return;
     }
     if (p->state == FA_SMTP_ST_GREETING) {
         fa_int_t rc = fa_conn_fill(c);

@@ -148,14 +148,25 @@ fa_smtp_spool_size(fa_smtp_spool_t *sp)
     return sp ? sp->size : 0;
 }
 
+/*
+ * The spool starts with the empty line that ends the header block (so a
+ * delivery copies it as is); the body a hook reads starts after it.
+ */
+static uint64_t
+fa_smtp_body_start(fa_smtp_txn_t *t)
+{
+    return fa_smtp_spool_size(t->spool) >= 2 ? 2 : 0;
+}
+
 ssize_t
 fa_smtp_body_read(fa_smtp_txn_t *t, uint64_t offset, u_char *buf, size_t len)
 {
-    return t->spool ? fa_smtp_spool_read(t->spool, offset, buf, len) : 0;
+    return t->spool ? fa_smtp_spool_read(t->spool, offset + fa_smtp_body_start(t), buf, len)
+                    : 0;
 }
 
 uint64_t
 fa_smtp_body_size(fa_smtp_txn_t *t)
 {
-    return fa_smtp_spool_size(t->spool);
+    return fa_smtp_spool_size(t->spool) - fa_smtp_body_start(t);
 }
