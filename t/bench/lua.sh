@@ -51,6 +51,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/t/bench/lib/bench.sh"
 builddir=${FACTEUR_BUILDDIR:-objs}
 case $builddir in /*) ;; *) builddir=$root/$builddir ;; esac
 bin=$builddir/facteur
@@ -73,18 +74,6 @@ master_none=
 master_hooks=
 status=0
 
-stop_server() {
-    m=$1
-    if [ -n "$m" ] && kill -0 "$m" 2>/dev/null; then
-        kill -TERM "$m" 2>/dev/null
-        i=0
-        while kill -0 "$m" 2>/dev/null && [ $i -lt 100 ]; do
-            sleep 0.1; i=$((i + 1))
-        done
-        kill -0 "$m" 2>/dev/null && kill -KILL "$m" 2>/dev/null
-    fi
-}
-
 cleanup() {
     stop_server "$master_none"
     stop_server "$master_hooks"
@@ -96,24 +85,6 @@ trap 'exit 130' INT TERM
 fail() {
     echo "lua bench: $*"
     exit 1
-}
-
-# wait_for SECONDS COMMAND...: poll until the command succeeds
-wait_for() {
-    n=$(($1 * 10)); shift
-    while ! "$@" 2>/dev/null; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-listening() {
-    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1"
 }
 
 # ctl SERVER ARGS...: facteurctl on that server's configuration
@@ -132,25 +103,16 @@ workers() {
 
 # CPU time of a server's workers, in clock ticks (all their threads)
 worker_ticks() {
-    t=0
-    for p in $(workers "$1"); do
-        # the fields after the command name, which may hold spaces
-        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
+    # shellcheck disable=SC2046
+    proc_ticks all $(workers "$1")
 }
 
 # the same, of their main threads only: the event loop, where the hooks
 # run (not the store's writer thread, whose CPU per message depends on how
 # many commits a run's pace groups into one fsync)
 loop_ticks() {
-    t=0
-    for p in $(workers "$1"); do
-        v=$(sed 's/.*) //' "/proc/$p/task/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
+    # shellcheck disable=SC2046
+    proc_ticks main $(workers "$1")
 }
 
 # sum of a /proc/PID/status field (kB) over a server's workers

@@ -16,6 +16,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/t/bench/lib/bench.sh"
 builddir=${FACTEUR_BUILDDIR:-objs}
 case $builddir in /*) ;; *) builddir=$root/$builddir ;; esac
 bin=$builddir/facteur
@@ -52,20 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# wait_for SECONDS COMMAND...: poll until the command succeeds
-wait_for() {
-    n=$(($1 * 10)); shift
-    while ! "$@" 2>/dev/null; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # GET /metrics; with a metric name, print its value
 scrape() {

@@ -29,6 +29,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/t/bench/lib/bench.sh"
 builddir=${FACTEUR_BUILDDIR:-objs}
 case $builddir in /*) ;; *) builddir=$root/$builddir ;; esac
 bin=$builddir/facteur
@@ -52,14 +53,7 @@ cleanup() {
     if [ -n "$sampler" ] && kill -0 "$sampler" 2>/dev/null; then
         kill "$sampler" 2>/dev/null
     fi
-    if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
-        kill -TERM "$master" 2>/dev/null
-        i=0
-        while kill -0 "$master" 2>/dev/null && [ $i -lt 100 ]; do
-            sleep 0.1; i=$((i + 1))
-        done
-        kill -0 "$master" 2>/dev/null && kill -KILL "$master" 2>/dev/null
-    fi
+    stop_server "$master"
     [ "${FA_BENCH_KEEP:-}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -68,24 +62,6 @@ trap 'exit 130' INT TERM
 fail() {
     echo "smtp bench: $*"
     exit 1
-}
-
-# wait_for SECONDS COMMAND...: poll until the command succeeds
-wait_for() {
-    n=$(($1 * 10)); shift
-    while ! "$@" 2>/dev/null; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-listening() {
-    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port"
 }
 
 ctl() {
@@ -98,13 +74,8 @@ workers() {
 
 # CPU time of the workers, in clock ticks (all their threads)
 worker_ticks() {
-    t=0
-    for p in $(workers); do
-        # the fields after the command name, which may hold spaces
-        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-        t=$((t + ${v:-0}))
-    done
-    echo $t
+    # shellcheck disable=SC2046
+    proc_ticks all $(workers)
 }
 
 # sum of a /proc/PID/status field (kB) over the master and the workers
@@ -205,7 +176,7 @@ done
 
 "$bin" -p "$tmp/" -c "$tmp/facteur.conf" </dev/null >"$tmp/stdout.log" 2>&1 &
 master=$!
-if ! wait_for 10 listening; then
+if ! wait_for 10 listening "$port"; then
     echo "smtp bench: the server did not start:"
     cat "$tmp/stdout.log" "$tmp/error.log" 2>/dev/null | tail -5
     exit 1
