@@ -140,11 +140,13 @@ fa_smtp_rcpt_relay_domain(fa_smtp_session_t *s, fa_smtp_rcpt_t *r)
 static int
 fa_smtp_user_may_relay(fa_smtp_session_t *s)
 {
-    u_char          *at = memrchr(s->user.data, '@', s->user.len);
+    u_char          *at;
     fa_str_t         domain;
     fa_smtp_conf_t  *d;
 
-    if (s->relay_client || at == NULL) {
+    if (s->relay_client || s->user.len == 0
+        || (at = memrchr(s->user.data, '@', s->user.len)) == NULL)
+    {
         return 1;
     }
     domain.data = at + 1;

@@ -223,7 +223,7 @@ fa_storage_init_conf(fa_conf_t *cf)
 fa_storage_t *
 fa_storage_for_user(fa_cycle_t *cycle, const fa_str_t *user)
 {
-    u_char             *at = user ? memrchr(user->data, '@', user->len) : NULL;
+    u_char             *at = user && user->len ? memrchr(user->data, '@', user->len) : NULL;
     fa_str_t            domain;
     fa_conf_scope_t    *scope;
     fa_storage_conf_t  *dcf;
