@@ -279,3 +279,23 @@ fa_base64_encode(fa_pool_t *pool, const fa_str_t *in, fa_str_t *out)
     out->data = p;
     return FA_OK;
 }
+
+const char *
+fa_log_printable(const char *in, size_t len, char *out, size_t size)
+{
+    size_t  n = 0;
+
+    for (size_t i = 0; i < len && n + 8 < size; i++) {
+        u_char  ch = (u_char) in[i];
+        if (ch < ' ' || ch == 0x7f) {
+            n += fa_snprintf(out + n, size - n, "\\x%02x", ch);
+        } else {
+            out[n++] = (char) ch;
+        }
+    }
+    if (n + 8 >= size && size > 8) {
+        n += fa_snprintf(out + n, size - n, "...");       /* cut */
+    }
+    out[n] = '\0';
+    return out;
+}

@@ -24,6 +24,8 @@ typedef struct {
 
 int fa_str_equal(const fa_str_t *a, const fa_str_t *b);
 int fa_str_casecmp(const fa_str_t *a, const char *s);
+/* IN as text for a log line: control bytes as \xNN (no forged lines), "..." when cut */
+const char *fa_log_printable(const char *in, size_t len, char *out, size_t size);
 u_char *fa_pstrdup(fa_pool_t *pool, const fa_str_t *src);    /* NUL-terminated copy */
 char *fa_pstrcat(fa_pool_t *pool, const char *a, const char *b);
 

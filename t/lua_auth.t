@@ -125,6 +125,7 @@ return function(login, password, client)
         return facteur.accept("bob@example.org")
     end
     if login == "notaddr" then return facteur.accept("not an address") end
+    if login:sub(1, 4) == "evil" then return facteur.accept("not an address") end
     if login == "ghost" then return facteur.accept("ghost@example.org") end
     if login == "toolong" then
         return facteur.accept(string.rep("b", 64) .. "@" .. string.rep("x", 60) .. "."
@@ -328,6 +329,7 @@ my %smtp_cases = (
     error => ['error@example.org', 'x'],
     loop => ['loop@example.org', 'x'],
     ghost => ['ghost', 'x'],
+    evil => ['evil\r\n1999/01/01 00:00:00 [notice] forged', 'x'],
     bob => ['bob@example.org', 'bob secret'],
     bob_wrong => ['bob@example.org', 'wrong'],
     slow => ['slow', 'x'],
@@ -486,6 +488,9 @@ for my $case (['notaddr', qr/accepted "notaddr" as "not an address", which is no
     log_like(qr/\[error\].*$why/, "... and logged");
 }
 like(smtp_auth('ghost'), qr/^454 /, 'SMTP: accept() of an unknown user refused');
+log_like(qr/accepted "evil\\x0d\\x0a1999\/01\/01 00:00:00 \[notice\] forged" as "not an address"/,
+         'a login with CR LF: logged with them escaped');
+unlike($t->read_file('error.log'), qr/^1999\/01\/01 /m, 'so it cannot forge a log line');
 
 # ---- lua_auth: nil, the directory decides -----------------------------------------
 

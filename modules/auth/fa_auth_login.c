@@ -289,10 +289,13 @@ fa_auth_login_source_user(fa_auth_login_t *h, const fa_str_t *user)
         rc = why == NULL ? FA_OK : rc == FA_OK ? FA_DECLINED : FA_ERROR;
     }
     if (why) {
+        char  l[100], n[100];
+        /* what the client and the script sent: control bytes escaped */
         fa_log_error(rc == FA_DECLINED ? FA_LOG_INFO : FA_LOG_ERR, h->log, 0,
-                     "login: the login source accepted \"%.*s\" as "
-                     "\"%.*s\", %s: refused", (int) fa_min(h->login_len, 64), h->login,
-                     (int) fa_min(name.len, 64), name.data, why);
+                     "login: the login source accepted \"%s\" as \"%s\", %s: refused",
+                     fa_log_printable((char *) h->login, fa_min(h->login_len, 64), l, sizeof(l)),
+                     fa_log_printable((char *) name.data, fa_min(name.len, 64), n, sizeof(n)),
+                     why);
     }
     fa_pool_reset(ctx->scratch);
     return rc;

@@ -200,7 +200,7 @@ fa_lua_log(lua_State *L)
     char            text[2048];
 
     /* one line per call: a message cannot forge another log line */
-    fa_log_error(levels[lv], log, 0, "lua: %s", fa_lua_printable(msg, len, text, sizeof(text)));
+    fa_log_error(levels[lv], log, 0, "lua: %s", fa_log_printable(msg, len, text, sizeof(text)));
     return 0;
 }
 

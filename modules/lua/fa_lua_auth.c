@@ -49,7 +49,7 @@ typedef struct {
     char               protocol[8];
     char               ip[64];
     char               user[FA_AUTH_ADDRESS_MAX + 1];
-    char               login[65];       /* lua_auth's, for messages */
+    char               login[128];      /* lua_auth's, for messages (escaped) */
 } fa_lua_login_t;
 
 #define FA_LUA_AUTH  2                  /* lua_auth, beside FA_LUA_LOGIN/LOGOUT */
@@ -169,7 +169,8 @@ fa_lua_auth_check(fa_auth_login_t *h, const fa_auth_client_t *client, const fa_s
         return FA_ERROR;
     }
     l->call = call;
-    fa_snprintf(l->login, sizeof(l->login), "%.*s", (int) fa_min(login->len, 64), login->data);
+    /* for log lines: the client's bytes, control characters escaped */
+    fa_log_printable((char *) login->data, fa_min(login->len, 64), l->login, sizeof(l->login));
     lua_pushlstring(call->co, (char *) login->data, login->len);
     lua_pushlstring(call->co, (char *) password->data, password->len);
     fa_lua_push_client(call->co, l);

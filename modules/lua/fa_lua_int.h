@@ -150,7 +150,6 @@ int fa_lua_yield(lua_State *L, fa_lua_call_t *call);           /* for I/O functi
 int fa_lua_where(lua_State *co, int level, char *buf, size_t size);     /* "x.lua:12" */
 int fa_lua_function_where(lua_State *co, int ref, char *buf, size_t size);
 int fa_lua_has_position(const char *msg);
-const char *fa_lua_printable(const char *in, size_t len, char *out, size_t size);
 
 /* fa_lua_api.c */
 int fa_lua_open_facteur(lua_State *L);

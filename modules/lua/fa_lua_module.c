@@ -398,7 +398,7 @@ fa_lua_load_file(lua_State *L, const fa_str_t *file, int *ref, char *err, size_t
             msg = where;
             len = strlen(where);
         }
-        fa_lua_printable(msg, len, text, sizeof(text));
+        fa_log_printable(msg, len, text, sizeof(text));
         if (!fa_lua_has_position(text) && fa_lua_where(co, 0, where, sizeof(where))) {
             fa_snprintf(err, size, "%s (at %s)", text, where);
         } else {

@@ -110,27 +110,6 @@ fa_lua_function_where(lua_State *co, int ref, char *buf, size_t size)
     return 0;
 }
 
-/* a script's text for the log: one line, control characters as \xNN */
-const char *
-fa_lua_printable(const char *in, size_t len, char *out, size_t size)
-{
-    size_t  n = 0;
-
-    for (size_t i = 0; i < len && n + 8 < size; i++) {
-        u_char  ch = (u_char) in[i];
-        if (ch < ' ' || ch == 0x7f) {
-            n += fa_snprintf(out + n, size - n, "\\x%02x", ch);
-        } else {
-            out[n++] = (char) ch;
-        }
-    }
-    if (n + 8 >= size && size > 8) {
-        n += fa_snprintf(out + n, size - n, "...");       /* cut */
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /*
  * Every FA_LUA_STEP instructions: the budget, and where the script is
  * (a memory error says no line of its own; the log gives this one).
@@ -343,7 +322,7 @@ fa_lua_failed(fa_lua_call_t *call, lua_State *co)
     }
     fa_log_error(FA_LOG_ERR, call->log, 0, "lua hook %s failed: %s%s%s",
                  call->hook ? (char *) call->hook->file.data : "(auth)",
-                 fa_lua_printable(msg, len, text, sizeof(text)),
+                 fa_log_printable(msg, len, text, sizeof(text)),
                  nomem ? " (lua_memory_limit)" : "", at);
     lua_settop(co, 0);
 }
