@@ -37,18 +37,8 @@ cleanup() {
     if [ -n "$client" ] && kill -0 "$client" 2>/dev/null; then
         kill "$client" 2>/dev/null
     fi
-    if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
-        kill -TERM "$master" 2>/dev/null
-        i=0
-        while kill -0 "$master" 2>/dev/null && [ $i -lt 100 ]; do
-            sleep 0.1; i=$((i + 1))
-        done
-        kill -0 "$master" 2>/dev/null && kill -KILL "$master" 2>/dev/null
-    fi
-    if grep -qE '\[(alert|emerg|crit)\]' "$tmp/error.log" 2>/dev/null; then
-        echo "metrics bench: the error log has alerts:"
-        grep -E '\[(alert|emerg|crit)\]' "$tmp/error.log" | head -5
-    fi
+    stop_server "$master"
+    report_alerts metrics "$tmp/error.log"
     [ "${FA_BENCH_KEEP:-}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT

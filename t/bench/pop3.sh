@@ -21,6 +21,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/t/bench/lib/bench.sh"
 builddir=${FACTEUR_BUILDDIR:-objs}
 case $builddir in /*) ;; *) builddir=$root/$builddir ;; esac
 bin=$builddir/facteur
@@ -38,22 +39,14 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/facteur-bench.XXXXXX") || exit 1
 master=
 
 cleanup() {
-    if [ -n "$master" ] && kill -0 "$master" 2>/dev/null; then
-        kill -TERM "$master" 2>/dev/null
-        i=0
-        while kill -0 "$master" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -0 "$master" 2>/dev/null && kill -KILL "$master" 2>/dev/null
-    fi
-    if grep -qE '\[(alert|emerg|crit)\]' "$tmp/error.log" 2>/dev/null; then
-        echo "pop3 bench: the error log has alerts:"
-        grep -E '\[(alert|emerg|crit)\]' "$tmp/error.log" | head -5
-    fi
+    stop_server "$master"
+    report_alerts pop3 "$tmp/error.log"
     [ "${FA_BENCH_KEEP:-}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 cc -O2 -o "$tmp/pop3_load" "$root/t/bench/pop3_load.c" || exit 1
 
 cat > "$tmp/facteur.conf" <<EOF

@@ -47,3 +47,11 @@ proc_ticks() {
     done
     echo $t
 }
+
+# report_alerts NAME LOG: print the alert, emerg and crit lines of a server's log
+report_alerts() {
+    if grep -qE '\[(alert|emerg|crit)\]' "$2" 2>/dev/null; then
+        echo "$1 bench: the error log has alerts:"
+        grep -E '\[(alert|emerg|crit)\]' "$2" | head -5
+    fi
+}
